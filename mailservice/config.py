@@ -1,0 +1,200 @@
+"""The service's one YAML config file: the helpdesk, the ledger and any number of mailboxes.
+
+Validated completely before anything runs, so a typo is one clear error naming the file and the
+key, not a failure at 3 a.m. in the middle of a run. Relative paths are relative to the config
+file's folder (like docker-compose), so a config works whatever the current directory is.
+Secrets are never in this file: only the name of the environment variable or Prefect Secret
+block that holds them (R20).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file, the key and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HelpdeskConfig(_Strict):
+    url: str = Field(description="Base URL of the helpdesk API, e.g. http://127.0.0.1:8765")
+    token_env: str | None = Field(None, description="Environment variable holding the bearer token")
+    token_block: str | None = Field(None, description="Name of a Prefect Secret block holding the token")
+    timeout_seconds: float = Field(30, gt=0, le=600)
+    max_retries: int = Field(5, ge=0, le=20)
+    backoff_factor: float = Field(0.5, ge=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:8765")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> HelpdeskConfig:
+        if self.token_env and self.token_block:
+            raise ValueError("give either token_env or token_block, not both")
+        return self
+
+
+class MailboxConfig(_Strict):
+    name: str = Field(pattern=NAME_PATTERN, description="Lower-case letters, digits and dashes")
+    kind: Literal["maildir"] = Field(description="Where the mail is read: maildir (imap, gmail: later)")
+    path: Path = Field(description="Maildir folder (kind: maildir)")
+    address: str = Field(description="The mailbox's own address; it must be among the recipients (R5)")
+    timezone: str = Field("UTC", description="IANA time zone that defines 'today' for this mailbox (R3)")
+    schedule_minutes: int = Field(5, ge=1, le=1440)
+    subject_max_chars: int = Field(80, ge=10, le=1000)
+    attachment_max_mb: float = Field(20, gt=0, le=1024)
+    chunk_size: int = Field(100, ge=1, le=5000, description="Messages per mapped task run")
+    lookback_minutes: int = Field(
+        60, ge=0, le=1440, description="Scheduled runs also read unprocessed mail this long before midnight"
+    )
+    keep_emoji: bool = False
+    language: Literal["es", "en"] = "es"
+    priority: Literal["low", "medium", "high", "urgent"] = "medium"
+    notify_requester: bool = Field(False, description="Ask the helpdesk to send its own notification (R12)")
+    assignment_bot: bool = Field(False, description="Create requests for the helpdesk's assignment bot (R13)")
+    client: str | None = Field(None, description="Client name, used in deployment tags and descriptions")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value.lower()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. America/Bogota)") from exc
+        return value
+
+    @property
+    def attachment_max_bytes(self) -> int:
+        return int(self.attachment_max_mb * 1024 * 1024)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class ServiceConfig(_Strict):
+    helpdesk: HelpdeskConfig
+    ledger: str = Field("sqlite:///var/ledger.db", description="SQLAlchemy URL of the ledger database")
+    data_dir: Path = Field(Path("var"), description="Where datasets (user matrix) and reports are written")
+    user_matrix_ttl_minutes: float = Field(15, gt=0, le=24 * 60)
+    mailboxes: Annotated[list[MailboxConfig], Field(min_length=1)]
+
+    @field_validator("ledger")
+    @classmethod
+    def _ledger_url(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError("must be an SQLAlchemy URL, e.g. sqlite:///var/ledger.db or postgresql+psycopg://...")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ServiceConfig:
+        seen: set[str] = set()
+        for box in self.mailboxes:
+            if box.name in seen:
+                raise ValueError(f"mailbox name {box.name!r} is used twice; names must be unique")
+            seen.add(box.name)
+        return self
+
+    def mailbox(self, name: str) -> MailboxConfig:
+        for box in self.mailboxes:
+            if box.name == name:
+                return box
+        known = ", ".join(b.name for b in self.mailboxes)
+        raise ConfigError(f"no mailbox named {name!r} in the config (mailboxes: {known})")
+
+
+def _key_path(loc: tuple, data: dict) -> str:
+    """Turn pydantic's ('mailboxes', 1, 'timezone') into 'mailboxes[1] (soporte).timezone'."""
+    text = ""
+    for position, item in enumerate(loc):
+        if isinstance(item, int):
+            text += f"[{item}]"
+            if position == 1 and loc[0] == "mailboxes":
+                try:
+                    name = data["mailboxes"][item].get("name")
+                except (KeyError, IndexError, TypeError, AttributeError):
+                    name = None
+                if name:
+                    text += f" ({name})"
+        else:
+            text += ("." if text else "") + str(item)
+    return text or "(top level)"
+
+
+def _describe(exc: ValidationError, data: dict, path: Path) -> str:
+    lines = [f"{path}: invalid config"]
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling against examples/config.yaml)"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        lines.append(f"  {_key_path(tuple(error['loc']), data)}: {message}")
+    return "\n".join(lines)
+
+
+def _resolve_paths(config: ServiceConfig, base: Path) -> ServiceConfig:
+    def absolute(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p).resolve()
+
+    ledger = config.ledger
+    prefix = "sqlite:///"
+    if ledger.startswith(prefix) and not ledger.startswith(prefix + "/") and ":memory:" not in ledger:
+        ledger = prefix + str(absolute(Path(ledger[len(prefix) :])))
+    boxes = [box.model_copy(update={"path": absolute(box.path)}) for box in config.mailboxes]
+    return config.model_copy(update={"ledger": ledger, "data_dir": absolute(config.data_dir), "mailboxes": boxes})
+
+
+def parse_config(data: object, path: Path) -> ServiceConfig:
+    """Validate already-loaded YAML; ``path`` is used for messages and relative paths."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the file must be a YAML mapping with keys helpdesk, ledger, mailboxes")
+    try:
+        config = ServiceConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, data, path)) from None
+    return _resolve_paths(config, path.parent.resolve())
+
+
+def load_config(path: str | os.PathLike[str]) -> ServiceConfig:
+    """Read and validate the config file, or raise ConfigError with one clear message."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (see examples/config.yaml)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    return parse_config(data, path)

@@ -1,0 +1,123 @@
+"""Everything a flow run needs for one mailbox, from the config file or from Prefect blocks.
+
+``mailservice run CONFIG`` runs in process from the file; a deployment run on a worker has no
+file and reads what ``mailservice apply`` stored in blocks. Both end in the same ``Runtime``, so
+the flow does not know or care which it was.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from blocks.helpdesk import HelpdeskApi
+from blocks.ledger import Ledger
+from blocks.maildir import MaildirMailbox
+from blocks.mailbox import MailboxSource
+from mailservice.config import ConfigError, HelpdeskConfig, MailboxConfig, ServiceConfig, load_config, parse_config
+
+CONFIG_ENV = "MAILSERVICE_CONFIG"
+SETTINGS_BLOCK = "mailservice"
+
+_active_config: ServiceConfig | None = None
+
+
+def use_config(config: ServiceConfig | None) -> None:
+    """Make flows in this process read this config instead of the Prefect blocks."""
+    global _active_config
+    _active_config = config
+
+
+def active_config() -> ServiceConfig | None:
+    if _active_config is not None:
+        return _active_config
+    path = os.environ.get(CONFIG_ENV)
+    return load_config(path) if path else None
+
+
+def helpdesk_token(helpdesk: HelpdeskConfig) -> SecretStr | None:
+    """The token from where the config points (R20): an environment variable or a Secret block."""
+    if helpdesk.token_env:
+        value = os.environ.get(helpdesk.token_env)
+        if not value:
+            raise ConfigError(
+                f"helpdesk.token_env: the environment variable {helpdesk.token_env} is not set; "
+                "export it with the helpdesk's API token, or use helpdesk.token_block"
+            )
+        return SecretStr(value)
+    if helpdesk.token_block:
+        from prefect.blocks.system import Secret
+
+        try:
+            return SecretStr(str(Secret.load(helpdesk.token_block).get()))
+        except ValueError as exc:
+            raise ConfigError(
+                f"helpdesk.token_block: no Prefect Secret block named {helpdesk.token_block!r} ({exc}); "
+                f"create it with `prefect block create secret` or in the UI"
+            ) from None
+    return None
+
+
+def helpdesk_block(helpdesk: HelpdeskConfig) -> HelpdeskApi:
+    return HelpdeskApi(
+        url=helpdesk.url,
+        token=helpdesk_token(helpdesk),
+        timeout_seconds=helpdesk.timeout_seconds,
+        max_retries=helpdesk.max_retries,
+        backoff_factor=helpdesk.backoff_factor,
+    )
+
+
+def mailbox_source(mailbox: MailboxConfig) -> MailboxSource:
+    if mailbox.kind == "maildir":
+        return MaildirMailbox(path=str(mailbox.path))
+    raise ConfigError(f"mailboxes ({mailbox.name}).kind: {mailbox.kind!r} is not supported yet")
+
+
+@dataclass
+class Runtime:
+    config: ServiceConfig
+    mailbox: MailboxConfig
+    source: MailboxSource
+    helpdesk: HelpdeskApi
+    ledger_url: str
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+
+def runtime_from_config(config: ServiceConfig, mailbox: str) -> Runtime:
+    box = config.mailbox(mailbox)
+    return Runtime(config, box, mailbox_source(box), helpdesk_block(config.helpdesk), config.ledger)
+
+
+def runtime_from_blocks(mailbox: str) -> Runtime:
+    from blocks.settings import ServiceSettings
+
+    try:
+        settings = ServiceSettings.load(SETTINGS_BLOCK)
+    except ValueError:
+        raise ConfigError(
+            f"no config: pass a config file (mailservice run CONFIG), set {CONFIG_ENV}, "
+            "or run `mailservice apply CONFIG` so deployments can read their settings from Prefect"
+        ) from None
+    config = parse_config(settings.config, Path("/prefect-block/mailservice"))
+    box = config.mailbox(mailbox)
+    source = MaildirMailbox.load(mailbox) if box.kind == "maildir" else mailbox_source(box)
+    helpdesk = HelpdeskApi.load(settings.helpdesk_block)
+    return Runtime(config, box, source, helpdesk, settings.ledger_url.get_secret_value())
+
+
+def build_runtime(mailbox: str) -> Runtime:
+    config = active_config()
+    if config is not None:
+        return runtime_from_config(config, mailbox)
+    return runtime_from_blocks(mailbox)
+
+
+def open_ledger(url: str) -> Ledger:
+    return Ledger(url)

@@ -1,0 +1,78 @@
+"""The clean stage over a chunk: accepted messages become request drafts, the rest keep their reason.
+
+Pure (no Prefect). Cleaning never raises: a message the cleaner chokes on is quarantined with its
+bytes kept, so one pathological mail cannot fail a chunk (R19).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tasks.clean import build_request_draft
+from tasks.message_key import message_key
+from tasks.model import MessageResult
+from tasks.validation import Judged
+
+
+@dataclass(frozen=True)
+class CleanSettings:
+    subject_max_chars: int = 80
+    attachment_max_bytes: int = 20 * 1024 * 1024
+    keep_emoji: bool = False
+    language: str = "es"
+
+
+def clean_chunk(judged: Sequence[Judged], settings: CleanSettings) -> list[MessageResult]:
+    results: list[MessageResult] = []
+    for entry in judged:
+        item = entry.item
+        if item.quarantine is not None:
+            results.append(item.quarantine)
+            continue
+        parsed, verdict, kind = item.parsed, entry.verdict, entry.classification
+        assert parsed is not None and verdict is not None and kind is not None
+        common = {
+            "ref": item.ref,
+            "key": parsed.key,
+            "message_id": parsed.message_id,
+            "sender": parsed.sender,
+            "subject": parsed.subject,
+            "size": parsed.size,
+        }
+        signals = tuple(kind.signals) + tuple(f"note:{n}" for n in verdict.notes)
+        if not verdict.accepted:
+            signals += tuple(f"reason:{r}" for r in verdict.reasons[1:])
+            results.append(MessageResult(outcome="rejected", reason=verdict.reason, signals=signals, **common))
+            continue
+        try:
+            draft = build_request_draft(
+                parsed,
+                requester_id=verdict.requester_id,
+                received_at=item.ref.received_at,
+                subject_max_chars=settings.subject_max_chars,
+                attachment_max_bytes=settings.attachment_max_bytes,
+                keep_emoji=settings.keep_emoji,
+                language=settings.language,
+            )
+        except Exception as exc:  # noqa: BLE001 - keep the message, never crash the chunk (R19)
+            results.append(
+                MessageResult(
+                    ref=item.ref,
+                    key=message_key(item.raw),
+                    outcome="quarantined",
+                    reason="clean_error",
+                    signals=(f"{type(exc).__name__}: {exc}"[:300],),
+                    message_id=parsed.message_id,
+                    sender=parsed.sender,
+                    subject=parsed.subject,
+                    size=parsed.size,
+                    raw=item.raw,
+                )
+            )
+            continue
+        if not draft.description.strip():
+            results.append(MessageResult(outcome="rejected", reason="missing_body", signals=signals, **common))
+            continue
+        results.append(MessageResult(outcome="accepted", signals=signals, draft=draft, **common))
+    return results

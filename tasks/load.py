@@ -1,0 +1,188 @@
+"""The load stage: create requests exactly once, record every outcome, then mark the mail (R14, R15).
+
+The order of writes is the whole design:
+  1. the ledger records the message as ``pending`` (write-ahead);
+  2. the helpdesk is asked to create the request with the message's external id — the helpdesk
+     answers a repeated create with the request it already has;
+  3. the ledger records ``created`` with the request id and number;
+  4. only then is the message marked processed in the mailbox.
+A crash after 1 or 2 leaves ``pending``: the next run asks again and gets the same request back.
+A crash after 3 leaves the message unmarked: the next run sees ``created`` and only marks it.
+No Prefect here: the load task is a thin wrapper around ``load_chunk``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from blocks.helpdesk import HelpdeskApi, HelpdeskAuthError, HelpdeskRejected, HelpdeskUnavailable
+from blocks.ledger import CREATED, FAILED, PENDING, QUARANTINED, REJECTED, Ledger, MessageFacts
+from blocks.mailbox import MailboxSource
+from tasks.extract import local_day
+from tasks.message_key import external_id
+from tasks.model import MessageRef, MessageResult, RequestDraft
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """Per-mailbox fields of every request (R12, R13, R14)."""
+
+    priority: str = "medium"
+    notify_requester: bool = False
+    assignment_bot: bool = False
+
+
+@dataclass
+class LoadContext:
+    mailbox: str
+    tz: ZoneInfo
+    run_id: str
+    ledger: Ledger
+    helpdesk: HelpdeskApi
+    source: MailboxSource
+    options: RequestOptions
+    # Set once the helpdesk stopped answering: later messages are not tried in this run.
+    helpdesk_down: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class Decision:
+    """What happened to one message, for logs, artifacts and the run's totals."""
+
+    key: str
+    outcome: str  # created | already_created | rejected | failed | quarantined
+    reason: str | None
+    sender: str | None
+    subject: str
+    received_at: str
+    request_number: int | None = None
+
+
+@dataclass
+class ChunkOutcome:
+    decisions: list[Decision] = field(default_factory=list)
+
+    def counts(self) -> Counter:
+        return Counter(d.outcome for d in self.decisions)
+
+
+def request_payload(ctx: LoadContext, draft: RequestDraft) -> dict:
+    return {
+        "external_id": external_id(ctx.mailbox, draft.key),
+        "title": draft.title,
+        "description": draft.description,
+        "requester_email": draft.requester_email,
+        "requester_id": draft.requester_id,
+        "channel": "mail",
+        "priority": ctx.options.priority,
+        "received_at": draft.received_at.isoformat(),
+        "notify_requester": ctx.options.notify_requester,
+        "assignment_bot": ctx.options.assignment_bot,
+    }
+
+
+def _facts(ctx: LoadContext, result: MessageResult) -> MessageFacts:
+    draft = result.draft
+    return MessageFacts(
+        mailbox=ctx.mailbox,
+        message_key=result.key,
+        source_id=result.ref.source_id,
+        received_at=result.ref.received_at,
+        day=local_day(result.ref.received_at, ctx.tz),
+        message_id=result.message_id,
+        sender=result.sender,
+        subject=result.subject,
+        size_bytes=result.size,
+        attachments=len(draft.attachments) if draft else 0,
+        attachments_omitted=len(draft.omitted) if draft else 0,
+        signals=result.signals,
+    )
+
+
+def load_chunk(
+    ctx: LoadContext, results: Sequence[MessageResult], log: Callable[[str], None] = lambda _m: None
+) -> ChunkOutcome:
+    """Record and load one chunk. Raises HelpdeskAuthError (nothing more is marked) — a person must act."""
+    outcome = ChunkOutcome()
+    known = ctx.ledger.entries(ctx.mailbox, [r.key for r in results])
+    to_mark: list[tuple[MessageRef, str]] = []
+
+    def decide(result: MessageResult, what: str, reason: str | None = None, number: int | None = None) -> None:
+        outcome.decisions.append(
+            Decision(result.key, what, reason, result.sender, result.subject, result.ref.received_at.isoformat(), number)
+        )
+
+    try:
+        for result in results:
+            facts = _facts(ctx, result)
+            entry = known.get(result.key)
+            if entry is not None and entry.outcome == CREATED:
+                # A request exists for this message: never a second one (R3).
+                decide(result, "already_created", number=entry.request_number)
+                log(f"{result.key}: already request #{entry.request_number}; not created again")
+                to_mark.append((result.ref, result.key))
+                continue
+            if result.outcome == "quarantined":
+                ctx.ledger.keep_raw(ctx.mailbox, result.key, result.reason or "unparseable", result.raw or b"")
+                ctx.ledger.record(facts, QUARANTINED, run_id=ctx.run_id, reason=result.reason)
+                decide(result, "quarantined", result.reason)
+                log(f"{result.key}: quarantined ({result.reason}); raw message kept for replay")
+                to_mark.append((result.ref, result.key))
+                continue
+            if result.outcome == "rejected":
+                ctx.ledger.record(facts, REJECTED, run_id=ctx.run_id, reason=result.reason)
+                decide(result, "rejected", result.reason)
+                log(f"{result.key}: refused ({result.reason}) from {result.sender or 'no sender'}")
+                to_mark.append((result.ref, result.key))
+                continue
+            _create(ctx, result, facts, decide, log, to_mark)
+    finally:
+        # Whatever happened above, mail whose outcome is recorded gets its mark (R15).
+        if to_mark:
+            ctx.source.mark_processed([ref for ref, _ in to_mark])
+            ctx.ledger.set_marked(ctx.mailbox, [key for _, key in to_mark])
+    return outcome
+
+
+def _create(ctx, result, facts, decide, log, to_mark) -> None:
+    draft = result.draft
+    if ctx.helpdesk_down.is_set():
+        ctx.ledger.record(facts, FAILED, run_id=ctx.run_id, reason="helpdesk_unavailable",
+                          detail="not attempted: the helpdesk stopped answering earlier in this run")
+        decide(result, "failed", "helpdesk_unavailable")
+        return
+    ctx.ledger.record(facts, PENDING, run_id=ctx.run_id, count_attempt=True)
+    files = [(a.filename, a.content_type, a.data) for a in draft.attachments]
+    try:
+        created = ctx.helpdesk.create_request(request_payload(ctx, draft), files)
+    except HelpdeskRejected as exc:
+        reason = f"helpdesk_{exc.code or exc.status}"
+        ctx.ledger.record(facts, REJECTED, run_id=ctx.run_id, reason=reason, detail=str(exc)[:2000])
+        decide(result, "rejected", reason)
+        log(f"{result.key}: the helpdesk refused the request ({reason})")
+        to_mark.append((result.ref, result.key))
+        return
+    except HelpdeskUnavailable as exc:
+        ctx.helpdesk_down.set()
+        ctx.ledger.record(facts, FAILED, run_id=ctx.run_id, reason="helpdesk_unavailable", detail=str(exc)[:2000])
+        decide(result, "failed", "helpdesk_unavailable")
+        log(f"{result.key}: not created, the helpdesk is unavailable; it stays pending for the next run")
+        return
+    except HelpdeskAuthError:
+        raise
+    ctx.ledger.record(
+        facts, CREATED, run_id=ctx.run_id, request_id=created.id, request_number=created.number
+    )
+    what = "created" if created.created else "already_created"
+    decide(result, what, number=created.number)
+    log(
+        f"{result.key}: request #{created.number} "
+        + ("created" if created.created else "already existed (recovered after an interrupted run)")
+        + f" for {draft.requester_email}, {len(draft.attachments)} attachment(s)"
+        + (f", {len(draft.omitted)} left out" if draft.omitted else "")
+    )
+    to_mark.append((result.ref, result.key))

@@ -1,0 +1,95 @@
+"""The Prefect tasks of the ingest flow: thin wrappers around the pure stage functions.
+
+Each task works on a *chunk* of messages (Prefect costs about 10 ms per task run; one run per
+message would cost more than the work). Inputs hold blocks with sessions and connection pools, so
+no task is cached (``NO_CACHE``): retries and reruns are made safe by the ledger, not by caching.
+Logs say per message what was decided and why — never a body, never a secret.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from blocks.helpdesk import HelpdeskApi
+from blocks.mailbox import MailboxSource
+from tasks import drafts, extract, load, user_matrix, validation
+from tasks.model import MessageRef, MessageResult
+
+
+@task(name="user-matrix", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def get_user_matrix(helpdesk: HelpdeskApi, dataset: Path, ttl_minutes: float) -> pd.DataFrame:
+    """The cached user-matrix dataset, refreshed from the helpdesk when older than the TTL."""
+    frame, refreshed = user_matrix.current_matrix(dataset, timedelta(minutes=ttl_minutes), helpdesk.list_users)
+    get_run_logger().info(
+        "user matrix: %d users (%s, %s)", len(frame), "refreshed from the helpdesk" if refreshed else "cached", dataset
+    )
+    return frame
+
+
+@task(name="list-messages", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def list_messages(source: MailboxSource, window: extract.Window) -> list[MessageRef]:
+    """Names and dates only: a poll with nothing new costs a directory listing, no bodies."""
+    refs = source.list_refs(window.since, window.until, include_processed=window.include_processed)
+    get_run_logger().info(
+        "%d message(s) to read for %s (%s run, %s → %s)",
+        len(refs), window.day, window.mode, window.since.isoformat(), window.until.isoformat(),
+    )
+    return refs
+
+
+@task(name="extract", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def extract_chunk(source: MailboxSource, refs: list[MessageRef]) -> list[extract.Extracted]:
+    items = extract.extract_messages(source.fetch(refs))
+    logger = get_run_logger()
+    gone = len(refs) - len(items)
+    if gone:
+        logger.warning("%d message(s) disappeared from the mailbox between listing and fetching", gone)
+    for item in items:
+        if item.quarantine is not None:
+            logger.warning("%s: cannot be parsed (%s); kept whole for replay", item.quarantine.key,
+                           item.quarantine.reason)
+    return items
+
+
+@task(name="validate", cache_policy=NO_CACHE)
+def validate_chunk(
+    chunk: list[extract.Extracted], matrix: pd.DataFrame, mailbox_address: str, limits: validation.Limits
+) -> list[validation.Judged]:
+    judged, report = validation.judge_chunk(chunk, matrix, mailbox_address, limits)
+    logger = get_run_logger()
+    failed = [s for s in report.expectation_stats if not s["success"]]
+    logger.info(
+        "expectation suite on %d message(s): %d of %d expectations met%s",
+        len(chunk), len(report.expectation_stats) - len(failed), len(report.expectation_stats),
+        "".join(f"; {s['rule']} {s['reason']}: {s['unexpected']}" for s in failed),
+    )
+    for entry in judged:
+        if entry.verdict is None:
+            continue
+        parsed = entry.item.parsed
+        if entry.verdict.accepted:
+            logger.info("%s: accepted (%s) from %s", parsed.key, entry.classification.kind, parsed.sender)
+        else:
+            logger.info(
+                "%s: refused — %s (signals: %s)", parsed.key, ", ".join(entry.verdict.reasons),
+                ", ".join(entry.classification.signals) or "none",
+            )
+    return judged
+
+
+@task(name="clean", cache_policy=NO_CACHE)
+def clean_chunk(judged: list[validation.Judged], settings: drafts.CleanSettings) -> list[MessageResult]:
+    return drafts.clean_chunk(judged, settings)
+
+
+@task(name="load", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def load_chunk(ctx: load.LoadContext, results: list[MessageResult]) -> load.ChunkOutcome:
+    """Safe to retry: the ledger and the helpdesk's external ids make a repeat create nothing twice."""
+    logger = get_run_logger()
+    return load.load_chunk(ctx, results, log=logger.info)
