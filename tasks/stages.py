@@ -27,7 +27,9 @@ def get_user_matrix(helpdesk: HelpdeskApi, dataset: Path, ttl_minutes: float) ->
     """The cached user-matrix dataset, refreshed from the helpdesk when older than the TTL."""
     frame, refreshed = user_matrix.current_matrix(dataset, timedelta(minutes=ttl_minutes), helpdesk.list_users)
     get_run_logger().info(
-        "user matrix: %d users (%s, %s)", len(frame), "refreshed from the helpdesk" if refreshed else "cached", dataset
+        "user matrix: %d users (%s, %s)", len(frame),
+        "refreshed from the helpdesk" if refreshed else f"dataset fetched {frame['fetched_at'].iloc[0] if len(frame) else '?'}",
+        dataset,
     )
     return frame
 

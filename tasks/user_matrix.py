@@ -63,14 +63,24 @@ def age(frame: pd.DataFrame, now: datetime) -> timedelta | None:
 def current_matrix(
     path: Path, ttl: timedelta, fetch_users: Callable[[], list[dict]], now: datetime | None = None
 ) -> tuple[pd.DataFrame, bool]:
-    """The cached matrix if younger than ``ttl``, else a fresh one. Returns (frame, refreshed)."""
+    """The cached matrix if younger than ``ttl``, else a fresh one. Returns (frame, refreshed).
+
+    When the helpdesk cannot be asked, an older dataset is still better than no intake: it is used
+    (the caller logs it as stale). With no dataset at all, the helpdesk's error propagates.
+    """
     now = now or datetime.now(UTC)
     cached = read_dataset(path)
     if cached is not None:
         cached_age = age(cached, now)
         if cached_age is not None and cached_age < ttl:
             return cached, False
-    frame = matrix_frame(fetch_users(), now)
+    try:
+        users = fetch_users()
+    except Exception:
+        if cached is not None:
+            return cached, False
+        raise
+    frame = matrix_frame(users, now)
     write_dataset(frame, path)
     return frame, True
 

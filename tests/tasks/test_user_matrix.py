@@ -49,3 +49,25 @@ def test_dataset_is_plain_parquet_with_its_fetch_time(tmp_path):
 
 def test_each_helpdesk_has_its_own_dataset(tmp_path):
     assert dataset_path(tmp_path, "http://a") != dataset_path(tmp_path, "http://b")
+
+
+def test_stale_dataset_is_used_when_the_helpdesk_cannot_be_asked(tmp_path):
+    path = dataset_path(tmp_path, "http://x")
+    now = datetime(2026, 12, 4, 12, tzinfo=UTC)
+    current_matrix(path, timedelta(minutes=15), lambda: USERS, now=now)
+
+    def down():
+        raise ConnectionError("helpdesk down")
+
+    frame, refreshed = current_matrix(path, timedelta(minutes=15), down, now=now + timedelta(hours=2))
+    assert not refreshed and len(frame) == 2
+
+
+def test_no_dataset_and_no_helpdesk_is_an_error(tmp_path):
+    import pytest
+
+    def down():
+        raise ConnectionError("helpdesk down")
+
+    with pytest.raises(ConnectionError):
+        current_matrix(dataset_path(tmp_path, "http://x"), timedelta(minutes=15), down)
