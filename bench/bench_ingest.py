@@ -86,8 +86,8 @@ def main() -> int:
         from flows.ingest_mailbox import ingest_mailbox
         from mailservice import runtime
         from mailservice.config import load_config
-        from tasks.clean import build_request_draft
         from tasks.classify import classify
+        from tasks.clean import build_request_draft
         from tasks.parse import parse_message
 
         runtime.use_config(load_config(config_path))

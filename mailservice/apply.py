@@ -71,7 +71,9 @@ def apply_config(config: ServiceConfig, config_path: Path, work_pool: str = "mai
     ServiceSettings(config=stored, ledger_url=config.ledger, helpdesk_block=HELPDESK_BLOCK).save(
         SETTINGS_BLOCK, overwrite=True
     )
-    report.append(f"block mail-service-settings/{SETTINGS_BLOCK}: {len(config.mailboxes)} mailbox(es) from {config_path}")
+    report.append(
+        f"block mail-service-settings/{SETTINGS_BLOCK}: {len(config.mailboxes)} mailbox(es) from {config_path}"
+    )
 
     report.append(_ensure_work_pool(work_pool))
     source = ingest_mailbox.from_source(source=str(PROJECT_ROOT), entrypoint=ENTRYPOINT)

@@ -15,8 +15,8 @@ from pydantic import SecretStr
 
 from blocks.helpdesk import HelpdeskApi
 from blocks.ledger import Ledger
-from blocks.maildir import MaildirMailbox
 from blocks.mailbox import MailboxSource
+from blocks.maildir import MaildirMailbox
 from mailservice.config import ConfigError, HelpdeskConfig, MailboxConfig, ServiceConfig, load_config, parse_config
 
 CONFIG_ENV = "MAILSERVICE_CONFIG"

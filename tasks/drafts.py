@@ -55,7 +55,7 @@ def clean_chunk(judged: Sequence[Judged], settings: CleanSettings) -> list[Messa
                 keep_emoji=settings.keep_emoji,
                 language=settings.language,
             )
-        except Exception as exc:  # noqa: BLE001 - keep the message, never crash the chunk (R19)
+        except Exception as exc:
             results.append(
                 MessageResult(
                     ref=item.ref,

@@ -76,7 +76,7 @@ def parse_raw(message: RawMessage) -> Extracted:
         return Extracted(message.ref, message.raw, parsed=parse_message(message.raw))
     except UnparseableMessage as exc:
         reason, detail = exc.reason, exc.detail
-    except Exception as exc:  # noqa: BLE001 - a parser bug must not lose the message (R19)
+    except Exception as exc:
         reason, detail = "parser_error", f"{type(exc).__name__}: {exc}"
     key = message_key(message.raw)
     result = MessageResult(

@@ -113,7 +113,9 @@ def load_chunk(
 
     def decide(result: MessageResult, what: str, reason: str | None = None, number: int | None = None) -> None:
         outcome.decisions.append(
-            Decision(result.key, what, reason, result.sender, result.subject, result.ref.received_at.isoformat(), number)
+            Decision(
+                result.key, what, reason, result.sender, result.subject, result.ref.received_at.isoformat(), number
+            )
         )
 
     try:

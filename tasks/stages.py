@@ -26,11 +26,9 @@ from tasks.model import MessageRef, MessageResult
 def get_user_matrix(helpdesk: HelpdeskApi, dataset: Path, ttl_minutes: float) -> pd.DataFrame:
     """The cached user-matrix dataset, refreshed from the helpdesk when older than the TTL."""
     frame, refreshed = user_matrix.current_matrix(dataset, timedelta(minutes=ttl_minutes), helpdesk.list_users)
-    get_run_logger().info(
-        "user matrix: %d users (%s, %s)", len(frame),
-        "refreshed from the helpdesk" if refreshed else f"dataset fetched {frame['fetched_at'].iloc[0] if len(frame) else '?'}",
-        dataset,
-    )
+    fetched = frame["fetched_at"].iloc[0] if len(frame) else "never"
+    how = "refreshed from the helpdesk" if refreshed else f"cached dataset fetched at {fetched}"
+    get_run_logger().info("user matrix: %d users (%s, %s)", len(frame), how, dataset)
     return frame
 
 

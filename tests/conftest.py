@@ -88,7 +88,7 @@ def create_postgres_database() -> str:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.fail(
             f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({type(exc).__name__}). The ledger must work on "
             "PostgreSQL: start it (pg_ctlcluster 15 main start) or point MAILSERVICE_TEST_PG at one."

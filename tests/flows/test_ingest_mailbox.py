@@ -86,7 +86,8 @@ def test_demo_mail_gets_the_expected_outcome_per_message(run_flow, helpdesk, mak
     assert summary["failed"] == summary["quarantined"] == 0
     assert len(requests) == created
     # R11: the oversize file is left out and the description says so; R10: the screenshot is attached.
-    big = next(r for r in requests.values() if r["external_id"].endswith(rows["<demo-adjunto-grande.0001@acme.test>"]["message_key"]))
+    big_key = rows["<demo-adjunto-grande.0001@acme.test>"]["message_key"]
+    big = next(r for r in requests.values() if r["external_id"].endswith(big_key))
     assert "respaldo-base-datos.zip" in big["description"] and not big["attachments"]
     paste = requests[rows[EXPECTED["10-outlook-captura-pegada.eml"]["message_id"]]["request_number"]]
     assert any(a["name"].startswith("captura") for a in paste["attachments"])
