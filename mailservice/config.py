@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -52,10 +53,35 @@ class HelpdeskConfig(_Strict):
         return self
 
 
+class MicrosoftOAuthConfig(_Strict):
+    """XOAUTH2 tokens for Office 365 from Microsoft identity (msal)."""
+
+    provider: Literal["microsoft"] = "microsoft"
+    tenant_id: str = Field(description="Directory (tenant) id or domain")
+    client_id: str = Field(description="Application (client) id of the app registration")
+    client_secret_env: str | None = Field(None, description="Env var holding the client secret")
+    client_secret_block: str | None = Field(None, description="Prefect Secret block holding the client secret")
+    refresh_token_env: str | None = Field(
+        None, description="Delegated flow: env var holding a user refresh token (else client credentials)"
+    )
+    authority_host: str = Field(
+        "https://login.microsoftonline.com", description="Identity host; change only for sovereign clouds or tests"
+    )
+    scopes: list[str] = Field(default_factory=lambda: ["https://outlook.office365.com/.default"])
+
+
+class GmailUserOAuthConfig(_Strict):
+    """A user's OAuth refresh token (the user consented once; no password is shared, R1)."""
+
+    client_id: str
+    client_secret_env: str
+    refresh_token_env: str
+    token_uri: str = "https://oauth2.googleapis.com/token"
+
+
 class MailboxConfig(_Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Lower-case letters, digits and dashes")
-    kind: Literal["maildir"] = Field(description="Where the mail is read: maildir (imap, gmail: later)")
-    path: Path = Field(description="Maildir folder (kind: maildir)")
+    kind: Literal["maildir", "imap", "gmail"] = Field(description="Where the mail is read: maildir, imap or gmail")
     address: str = Field(description="The mailbox's own address; it must be among the recipients (R5)")
     timezone: str = Field("UTC", description="IANA time zone that defines 'today' for this mailbox (R3)")
     schedule_minutes: int = Field(5, ge=1, le=1440)
@@ -71,6 +97,58 @@ class MailboxConfig(_Strict):
     notify_requester: bool = Field(False, description="Ask the helpdesk to send its own notification (R12)")
     assignment_bot: bool = Field(False, description="Create requests for the helpdesk's assignment bot (R13)")
     client: str | None = Field(None, description="Client name, used in deployment tags and descriptions")
+    credential_expires_on: date | None = Field(
+        None, description="Known expiry of the mailbox secret (client secret, key): warned about in advance"
+    )
+    expiry_warning_days: int = Field(14, ge=0, le=365)
+
+    # kind: maildir
+    path: Path | None = Field(None, description="Maildir folder (kind: maildir)")
+
+    # kind: imap (Office 365 or any IMAP server; TLS always, certificate always verified)
+    host: str | None = None
+    port: int = Field(993, ge=1, le=65535)
+    username: str | None = None
+    folder: str = "INBOX"
+    password_env: str | None = None
+    password_block: str | None = None
+    oauth: MicrosoftOAuthConfig | None = None
+    ca_file: Path | None = Field(None, description="CA bundle for a private CA; verification is never disabled")
+    processed_keyword: str = "$HelppeopleIngested"
+    processed_folder: str = Field("Processed", description="Used only when the server refuses custom keywords")
+    fetch_batch: int = Field(200, ge=1, le=1000)
+    timeout_seconds: float = Field(30, gt=0, le=600)
+
+    # kind: gmail (Gmail API; service account with domain-wide delegation, or a user refresh token)
+    service_account_file: Path | None = None
+    service_account_env: str | None = Field(None, description="Env var holding the service-account key JSON")
+    delegated_user: str | None = Field(None, description="Mailbox the service account acts as (default: address)")
+    user_oauth: GmailUserOAuthConfig | None = None
+    api_endpoint: str = "https://gmail.googleapis.com/"
+    processed_label: str = "helppeople-ingested"
+
+    @model_validator(mode="after")
+    def _kind_keys(self) -> MailboxConfig:
+        def need(key: str, why: str) -> None:
+            if getattr(self, key) in (None, ""):
+                raise ValueError(f"kind {self.kind} needs the key {key!r} ({why})")
+
+        if self.kind == "maildir":
+            need("path", "the Maildir folder")
+        elif self.kind == "imap":
+            need("host", "the IMAP server, e.g. outlook.office365.com")
+            need("username", "the login, usually the mailbox address")
+            sources = [k for k in ("password_env", "password_block", "oauth") if getattr(self, k)]
+            if len(sources) != 1:
+                raise ValueError("kind imap needs exactly one of password_env, password_block or oauth")
+        elif self.kind == "gmail":
+            sources = [k for k in ("service_account_file", "service_account_env", "user_oauth") if getattr(self, k)]
+            if len(sources) != 1:
+                raise ValueError(
+                    "kind gmail needs exactly one of service_account_file, service_account_env or user_oauth "
+                    "(no password is ever used for Gmail, R1)"
+                )
+        return self
 
     @field_validator("address")
     @classmethod
@@ -166,7 +244,16 @@ def _resolve_paths(config: ServiceConfig, base: Path) -> ServiceConfig:
     prefix = "sqlite:///"
     if ledger.startswith(prefix) and not ledger.startswith(prefix + "/") and ":memory:" not in ledger:
         ledger = prefix + str(absolute(Path(ledger[len(prefix) :])))
-    boxes = [box.model_copy(update={"path": absolute(box.path)}) for box in config.mailboxes]
+    boxes = [
+        box.model_copy(
+            update={
+                key: absolute(getattr(box, key))
+                for key in ("path", "ca_file", "service_account_file")
+                if getattr(box, key) is not None
+            }
+        )
+        for box in config.mailboxes
+    ]
     return config.model_copy(update={"ledger": ledger, "data_dir": absolute(config.data_dir), "mailboxes": boxes})
 
 

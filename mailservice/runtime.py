@@ -18,6 +18,7 @@ from blocks.ledger import Ledger
 from blocks.mailbox import MailboxSource
 from blocks.maildir import MaildirMailbox
 from mailservice.config import ConfigError, HelpdeskConfig, MailboxConfig, ServiceConfig, load_config, parse_config
+from mailservice.secrets import secret_from
 
 CONFIG_ENV = "MAILSERVICE_CONFIG"
 SETTINGS_BLOCK = "mailservice"
@@ -40,25 +41,7 @@ def active_config() -> ServiceConfig | None:
 
 def helpdesk_token(helpdesk: HelpdeskConfig) -> SecretStr | None:
     """The token from where the config points (R20): an environment variable or a Secret block."""
-    if helpdesk.token_env:
-        value = os.environ.get(helpdesk.token_env)
-        if not value:
-            raise ConfigError(
-                f"helpdesk.token_env: the environment variable {helpdesk.token_env} is not set; "
-                "export it with the helpdesk's API token, or use helpdesk.token_block"
-            )
-        return SecretStr(value)
-    if helpdesk.token_block:
-        from prefect.blocks.system import Secret
-
-        try:
-            return SecretStr(str(Secret.load(helpdesk.token_block).get()))
-        except ValueError as exc:
-            raise ConfigError(
-                f"helpdesk.token_block: no Prefect Secret block named {helpdesk.token_block!r} ({exc}); "
-                f"create it with `prefect block create secret` or in the UI"
-            ) from None
-    return None
+    return secret_from(helpdesk.token_env, helpdesk.token_block, key="helpdesk.token_env/token_block")
 
 
 def helpdesk_block(helpdesk: HelpdeskConfig) -> HelpdeskApi:
@@ -72,9 +55,18 @@ def helpdesk_block(helpdesk: HelpdeskConfig) -> HelpdeskApi:
 
 
 def mailbox_source(mailbox: MailboxConfig) -> MailboxSource:
+    """The mailbox block for a config entry, secrets resolved (R20). Blocks do the I/O."""
     if mailbox.kind == "maildir":
         return MaildirMailbox(path=str(mailbox.path))
-    raise ConfigError(f"mailboxes ({mailbox.name}).kind: {mailbox.kind!r} is not supported yet")
+    if mailbox.kind == "imap":
+        from blocks.imap import ImapMailbox
+
+        return ImapMailbox.from_config(mailbox)
+    if mailbox.kind == "gmail":
+        from blocks.gmail import GmailMailbox
+
+        return GmailMailbox.from_config(mailbox)
+    raise ConfigError(f"mailboxes ({mailbox.name}).kind: {mailbox.kind!r} is not supported")
 
 
 @dataclass
