@@ -9,7 +9,7 @@ marked in the mailbox. A crash anywhere leaves a state from which a rerun does t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -146,6 +146,19 @@ class MessageFacts:
     signals: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One outcome to record for a message."""
+
+    facts: MessageFacts
+    outcome: str
+    reason: str | None = None
+    detail: str | None = None
+    request_id: str | None = None
+    request_number: int | None = None
+    count_attempt: bool = False
+
+
 class Ledger:
     """Access to the ledger database. Create one per process; it holds a connection pool."""
 
@@ -212,20 +225,35 @@ class Ledger:
             ).scalar()
 
     # -- writes ----------------------------------------------------------------------------
-    def record(
-        self,
-        facts: MessageFacts,
-        outcome: str,
-        *,
-        run_id: str,
-        reason: str | None = None,
-        detail: str | None = None,
-        request_id: str | None = None,
-        request_number: int | None = None,
-        count_attempt: bool = False,
-    ) -> None:
-        """Upsert a message's outcome. A ``created`` row is never downgraded to anything else."""
-        now = _now()
+    def record(self, facts: MessageFacts, outcome: str, *, run_id: str, **details) -> None:
+        """Upsert one message's outcome (see ``record_many``)."""
+        self.record_many([Outcome(facts, outcome, **details)], run_id=run_id)
+
+    def record_many(self, outcomes: Sequence[Outcome], *, run_id: str) -> None:
+        """Upsert outcomes in one transaction. A ``created`` row is never downgraded to anything else.
+
+        One transaction per chunk rather than per message: the write-ahead guarantee does not need
+        more, because a create repeated after a crash returns the request the helpdesk already has.
+        """
+        if not outcomes:
+            return
+        try:
+            with self.engine.begin() as conn:
+                for item in outcomes:
+                    self._upsert(conn, item, run_id)
+        except IntegrityError:
+            # Another run inserted one of these rows meanwhile: redo them one by one.
+            for item in outcomes:
+                try:
+                    with self.engine.begin() as conn:
+                        self._upsert(conn, item, run_id)
+                except IntegrityError:
+                    with self.engine.begin() as conn:
+                        self._upsert(conn, item, run_id)
+
+    @staticmethod
+    def _upsert(conn, item: Outcome, run_id: str) -> None:
+        facts, now = item.facts, _now()
         values = {
             "source_id": facts.source_id,
             "message_id": (facts.message_id or None) and facts.message_id[:998],
@@ -237,39 +265,33 @@ class Ledger:
             "size_bytes": facts.size_bytes,
             "attachments": facts.attachments,
             "attachments_omitted": facts.attachments_omitted,
-            "outcome": outcome,
-            "reason": reason,
-            "detail": detail,
+            "outcome": item.outcome,
+            "reason": item.reason,
+            "detail": item.detail,
             "last_run_id": run_id,
             "updated_at": now,
         }
-        if outcome == CREATED:
-            values.update(request_id=request_id, request_number=request_number, request_created_at=now)
+        if item.outcome == CREATED:
+            values.update(request_id=item.request_id, request_number=item.request_number, request_created_at=now)
         where = (messages.c.mailbox == facts.mailbox) & (messages.c.message_key == facts.message_key)
         changed = update(messages).where(where, messages.c.outcome != CREATED).values(**values)
-        if count_attempt:
+        if item.count_attempt:
             changed = changed.values(attempts=messages.c.attempts + 1)
-        try:
-            with self.engine.begin() as conn:
-                if conn.execute(changed).rowcount:
-                    return
-                if conn.execute(select(messages.c.outcome).where(where)).scalar() is not None:
-                    return  # already created: keep the request it has
-                conn.execute(
-                    messages.insert().values(
-                        mailbox=facts.mailbox,
-                        message_key=facts.message_key,
-                        first_run_id=run_id,
-                        first_seen_at=now,
-                        attempts=1 if count_attempt else 0,
-                        marked_processed=False,
-                        **values,
-                    )
-                )
-        except IntegrityError:
-            # Another run inserted it between our update and our insert: update that row instead.
-            with self.engine.begin() as conn:
-                conn.execute(changed)
+        if conn.execute(changed).rowcount:
+            return
+        if conn.execute(select(messages.c.outcome).where(where)).scalar() is not None:
+            return  # already created: keep the request it has
+        conn.execute(
+            messages.insert().values(
+                mailbox=facts.mailbox,
+                message_key=facts.message_key,
+                first_run_id=run_id,
+                first_seen_at=now,
+                attempts=1 if item.count_attempt else 0,
+                marked_processed=False,
+                **values,
+            )
+        )
 
     def set_marked(self, mailbox: str, keys: Iterable[str]) -> None:
         keys = list(keys)

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from blocks.helpdesk import HelpdeskApi, HelpdeskAuthError, HelpdeskRejected, HelpdeskUnavailable
-from blocks.ledger import CREATED, FAILED, PENDING, QUARANTINED, REJECTED, Ledger, MessageFacts
+from blocks.helpdesk import HelpdeskApi, HelpdeskRejected, HelpdeskUnavailable
+from blocks.ledger import CREATED, FAILED, PENDING, QUARANTINED, REJECTED, Ledger, MessageFacts, Outcome
 from blocks.mailbox import MailboxSource
 from tasks.extract import local_day
 from tasks.message_key import external_id
@@ -106,10 +106,16 @@ def _facts(ctx: LoadContext, result: MessageResult) -> MessageFacts:
 def load_chunk(
     ctx: LoadContext, results: Sequence[MessageResult], log: Callable[[str], None] = lambda _m: None
 ) -> ChunkOutcome:
-    """Record and load one chunk. Raises HelpdeskAuthError (nothing more is marked) — a person must act."""
+    """Record and load one chunk. Raises HelpdeskAuthError (after recording what was done) — a person must act.
+
+    Three ledger transactions per chunk: refusals and write-ahead ``pending`` rows; the helpdesk
+    calls; the confirmed requests and failures. Marks in the mailbox come last.
+    """
     outcome = ChunkOutcome()
     known = ctx.ledger.entries(ctx.mailbox, [r.key for r in results])
     to_mark: list[tuple[MessageRef, str]] = []
+    first: list[Outcome] = []
+    to_create: list[tuple[MessageResult, MessageFacts]] = []
 
     def decide(result: MessageResult, what: str, reason: str | None = None, number: int | None = None) -> None:
         outcome.decisions.append(
@@ -118,69 +124,71 @@ def load_chunk(
             )
         )
 
+    for result in results:
+        facts = _facts(ctx, result)
+        entry = known.get(result.key)
+        if entry is not None and entry.outcome == CREATED:
+            # A request exists for this message: never a second one (R3).
+            decide(result, "already_created", number=entry.request_number)
+            log(f"{result.key}: already request #{entry.request_number}; not created again")
+            to_mark.append((result.ref, result.key))
+        elif result.outcome == "quarantined":
+            ctx.ledger.keep_raw(ctx.mailbox, result.key, result.reason or "unparseable", result.raw or b"")
+            first.append(Outcome(facts, QUARANTINED, reason=result.reason))
+            decide(result, "quarantined", result.reason)
+            log(f"{result.key}: quarantined ({result.reason}); raw message kept for replay")
+            to_mark.append((result.ref, result.key))
+        elif result.outcome == "rejected":
+            first.append(Outcome(facts, REJECTED, reason=result.reason))
+            decide(result, "rejected", result.reason)
+            signals = ", ".join(s for s in result.signals if not s.startswith("note:")) or "none"
+            log(f"{result.key}: refused — {result.reason} — from {result.sender or 'no sender'} (signals: {signals})")
+            to_mark.append((result.ref, result.key))
+        elif ctx.helpdesk_down.is_set():
+            first.append(Outcome(facts, FAILED, reason="helpdesk_unavailable", detail=NOT_ATTEMPTED))
+            decide(result, "failed", "helpdesk_unavailable")
+        else:
+            first.append(Outcome(facts, PENDING, count_attempt=True))
+            to_create.append((result, facts))
+    ctx.ledger.record_many(first, run_id=ctx.run_id)
+
+    confirmed: list[Outcome] = []
     try:
-        for result in results:
-            facts = _facts(ctx, result)
-            entry = known.get(result.key)
-            if entry is not None and entry.outcome == CREATED:
-                # A request exists for this message: never a second one (R3).
-                decide(result, "already_created", number=entry.request_number)
-                log(f"{result.key}: already request #{entry.request_number}; not created again")
-                to_mark.append((result.ref, result.key))
+        for result, facts in to_create:
+            if ctx.helpdesk_down.is_set():
+                confirmed.append(Outcome(facts, FAILED, reason="helpdesk_unavailable", detail=NOT_ATTEMPTED))
+                decide(result, "failed", "helpdesk_unavailable")
                 continue
-            if result.outcome == "quarantined":
-                ctx.ledger.keep_raw(ctx.mailbox, result.key, result.reason or "unparseable", result.raw or b"")
-                ctx.ledger.record(facts, QUARANTINED, run_id=ctx.run_id, reason=result.reason)
-                decide(result, "quarantined", result.reason)
-                log(f"{result.key}: quarantined ({result.reason}); raw message kept for replay")
-                to_mark.append((result.ref, result.key))
-                continue
-            if result.outcome == "rejected":
-                ctx.ledger.record(facts, REJECTED, run_id=ctx.run_id, reason=result.reason)
-                decide(result, "rejected", result.reason)
-                log(f"{result.key}: refused ({result.reason}) from {result.sender or 'no sender'}")
-                to_mark.append((result.ref, result.key))
-                continue
-            _create(ctx, result, facts, decide, log, to_mark)
+            confirmed.append(_create(ctx, result, facts, decide, log, to_mark))
     finally:
-        # Whatever happened above, mail whose outcome is recorded gets its mark (R15).
+        # Whatever happened above, what the helpdesk confirmed is recorded, then marked (R15).
+        ctx.ledger.record_many(confirmed, run_id=ctx.run_id)
         if to_mark:
             ctx.source.mark_processed([ref for ref, _ in to_mark])
             ctx.ledger.set_marked(ctx.mailbox, [key for _, key in to_mark])
     return outcome
 
 
-def _create(ctx, result, facts, decide, log, to_mark) -> None:
+NOT_ATTEMPTED = "not attempted: the helpdesk stopped answering earlier in this run"
+
+
+def _create(ctx, result, facts, decide, log, to_mark) -> Outcome:
     draft = result.draft
-    if ctx.helpdesk_down.is_set():
-        ctx.ledger.record(facts, FAILED, run_id=ctx.run_id, reason="helpdesk_unavailable",
-                          detail="not attempted: the helpdesk stopped answering earlier in this run")
-        decide(result, "failed", "helpdesk_unavailable")
-        return
-    ctx.ledger.record(facts, PENDING, run_id=ctx.run_id, count_attempt=True)
     files = [(a.filename, a.content_type, a.data) for a in draft.attachments]
     try:
         created = ctx.helpdesk.create_request(request_payload(ctx, draft), files)
     except HelpdeskRejected as exc:
         reason = f"helpdesk_{exc.code or exc.status}"
-        ctx.ledger.record(facts, REJECTED, run_id=ctx.run_id, reason=reason, detail=str(exc)[:2000])
         decide(result, "rejected", reason)
         log(f"{result.key}: the helpdesk refused the request ({reason})")
         to_mark.append((result.ref, result.key))
-        return
+        return Outcome(facts, REJECTED, reason=reason, detail=str(exc)[:2000])
     except HelpdeskUnavailable as exc:
         ctx.helpdesk_down.set()
-        ctx.ledger.record(facts, FAILED, run_id=ctx.run_id, reason="helpdesk_unavailable", detail=str(exc)[:2000])
         decide(result, "failed", "helpdesk_unavailable")
         log(f"{result.key}: not created, the helpdesk is unavailable; it stays pending for the next run")
-        return
-    except HelpdeskAuthError:
-        raise
-    ctx.ledger.record(
-        facts, CREATED, run_id=ctx.run_id, request_id=created.id, request_number=created.number
-    )
-    what = "created" if created.created else "already_created"
-    decide(result, what, number=created.number)
+        return Outcome(facts, FAILED, reason="helpdesk_unavailable", detail=str(exc)[:2000])
+    decide(result, "created" if created.created else "already_created", number=created.number)
     log(
         f"{result.key}: request #{created.number} "
         + ("created" if created.created else "already existed (recovered after an interrupted run)")
@@ -188,3 +196,4 @@ def _create(ctx, result, facts, decide, log, to_mark) -> None:
         + (f", {len(draft.omitted)} left out" if draft.omitted else "")
     )
     to_mark.append((result.ref, result.key))
+    return Outcome(facts, CREATED, request_id=created.id, request_number=created.number)

@@ -3,7 +3,8 @@
 Each task works on a *chunk* of messages (Prefect costs about 10 ms per task run; one run per
 message would cost more than the work). Inputs hold blocks with sessions and connection pools, so
 no task is cached (``NO_CACHE``): retries and reruns are made safe by the ledger, not by caching.
-Logs say per message what was decided and why — never a body, never a secret.
+Logs say per message what was decided and why (one line, written by the load stage, which knows
+the final outcome) — never a body, never a secret.
 """
 
 from __future__ import annotations
@@ -69,17 +70,6 @@ def validate_chunk(
         len(chunk), len(report.expectation_stats) - len(failed), len(report.expectation_stats),
         "".join(f"; {s['rule']} {s['reason']}: {s['unexpected']}" for s in failed),
     )
-    for entry in judged:
-        if entry.verdict is None:
-            continue
-        parsed = entry.item.parsed
-        if entry.verdict.accepted:
-            logger.info("%s: accepted (%s) from %s", parsed.key, entry.classification.kind, parsed.sender)
-        else:
-            logger.info(
-                "%s: refused — %s (signals: %s)", parsed.key, ", ".join(entry.verdict.reasons),
-                ", ".join(entry.classification.signals) or "none",
-            )
     return judged
 
 

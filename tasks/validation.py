@@ -167,9 +167,18 @@ class _Suite:
             )
 
 
+_suite_lock = threading.Lock()
+
+
 @lru_cache(maxsize=1)
-def _shared_suite() -> _Suite:
+def _build_suite() -> _Suite:
     return _Suite()
+
+
+def _shared_suite() -> _Suite:
+    """One GX context per process, even when four chunk threads ask for it at once."""
+    with _suite_lock:
+        return _build_suite()
 
 
 @dataclass
