@@ -112,7 +112,7 @@ def ingest_mailbox(mailbox: str, day: date | None = None) -> dict:
         chunks = extract.chunked(refs, box.chunk_size)
         for start in range(0, len(chunks), PARALLEL_CHUNKS):
             wave = chunks[start : start + PARALLEL_CHUNKS]
-            extracted = stages.extract_chunk.map(unmapped(runtime.source), wave)
+            extracted = stages.extract_chunk.map(unmapped(runtime.source), [stages.Batch(c) for c in wave])
             judged = stages.validate_chunk.map(extracted, unmapped(matrix), unmapped(box.address), unmapped(limits))
             cleaned = stages.clean_chunk.map(judged, unmapped(clean_settings))
             loaded = stages.load_chunk.map(unmapped(ctx), cleaned)

@@ -20,7 +20,24 @@ from prefect.logging import get_run_logger
 from blocks.helpdesk import HelpdeskApi
 from blocks.mailbox import MailboxSource
 from tasks import drafts, extract, load, user_matrix, validation
-from tasks.model import MessageRef, MessageResult
+from tasks.model import MessageRef
+
+
+class Batch:
+    """A chunk's items, opaque to Prefect.
+
+    Prefect walks task inputs looking for futures, descending into lists and dataclasses; a chunk
+    of parsed messages is thousands of nested objects, and walking them cost as much as parsing.
+    A plain class is not descended into, so chunks travel between tasks as ``Batch``.
+    """
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 @task(name="user-matrix", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
@@ -45,7 +62,8 @@ def list_messages(source: MailboxSource, window: extract.Window) -> list[Message
 
 
 @task(name="extract", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def extract_chunk(source: MailboxSource, refs: list[MessageRef]) -> list[extract.Extracted]:
+def extract_chunk(source: MailboxSource, refs: Batch) -> Batch:
+    refs = refs.items
     items = extract.extract_messages(source.fetch(refs))
     logger = get_run_logger()
     gone = len(refs) - len(items)
@@ -55,14 +73,14 @@ def extract_chunk(source: MailboxSource, refs: list[MessageRef]) -> list[extract
         if item.quarantine is not None:
             logger.warning("%s: cannot be parsed (%s); kept whole for replay", item.quarantine.key,
                            item.quarantine.reason)
-    return items
+    return Batch(items)
 
 
 @task(name="validate", cache_policy=NO_CACHE)
 def validate_chunk(
-    chunk: list[extract.Extracted], matrix: pd.DataFrame, mailbox_address: str, limits: validation.Limits
-) -> list[validation.Judged]:
-    judged, report = validation.judge_chunk(chunk, matrix, mailbox_address, limits)
+    chunk: Batch, matrix: pd.DataFrame, mailbox_address: str, limits: validation.Limits
+) -> Batch:
+    judged, report = validation.judge_chunk(chunk.items, matrix, mailbox_address, limits)
     logger = get_run_logger()
     failed = [s for s in report.expectation_stats if not s["success"]]
     logger.info(
@@ -70,16 +88,16 @@ def validate_chunk(
         len(chunk), len(report.expectation_stats) - len(failed), len(report.expectation_stats),
         "".join(f"; {s['rule']} {s['reason']}: {s['unexpected']}" for s in failed),
     )
-    return judged
+    return Batch(judged)
 
 
 @task(name="clean", cache_policy=NO_CACHE)
-def clean_chunk(judged: list[validation.Judged], settings: drafts.CleanSettings) -> list[MessageResult]:
-    return drafts.clean_chunk(judged, settings)
+def clean_chunk(judged: Batch, settings: drafts.CleanSettings) -> Batch:
+    return Batch(drafts.clean_chunk(judged.items, settings))
 
 
 @task(name="load", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
-def load_chunk(ctx: load.LoadContext, results: list[MessageResult]) -> load.ChunkOutcome:
+def load_chunk(ctx: load.LoadContext, results: Batch) -> load.ChunkOutcome:
     """Safe to retry: the ledger and the helpdesk's external ids make a repeat create nothing twice."""
     logger = get_run_logger()
-    return load.load_chunk(ctx, results, log=logger.info)
+    return load.load_chunk(ctx, results.items, log=logger.info)
