@@ -31,6 +31,12 @@ def _run_name() -> str:
     return f"{params['mailbox']}-{params.get('day') or 'today'}"
 
 
+def credential_warnings(source: object, today: date) -> list[str]:
+    """Known credential expiries coming up, said before they stop intake (anchors' complaint 4)."""
+    check = getattr(source, "expiry_warnings", None)
+    return list(check(today)) if check else []
+
+
 def summarize(mailbox: str, window: extract.Window, seen: int, decisions: list[load.Decision]) -> dict:
     """The run's totals; the CLI prints this as its last line (one JSON object)."""
     counts = Counter(d.outcome for d in decisions)
@@ -49,7 +55,9 @@ def summarize(mailbox: str, window: extract.Window, seen: int, decisions: list[l
     }
 
 
-def _publish_artifacts(mailbox: str, summary: dict, decisions: list[load.Decision]) -> None:
+def _publish_artifacts(
+    mailbox: str, summary: dict, decisions: list[load.Decision], warnings: list[str] | None = None
+) -> None:
     rows = [
         {"outcome": "created", "reason": "", "messages": summary["created"]},
         {"outcome": "already_created", "reason": "", "messages": summary["already_created"]},
@@ -64,6 +72,8 @@ def _publish_artifacts(mailbox: str, summary: dict, decisions: list[load.Decisio
     )
     refused = [d for d in decisions if d.outcome in ("rejected", "quarantined", "failed")]
     lines = [f"# Refused or failed mail — {mailbox}, {summary['day']}", ""]
+    if warnings:
+        lines += ["## Warnings", "", *(f"- **{w}**" for w in warnings), ""]
     if not refused:
         lines.append("Nothing refused in this run.")
     else:
@@ -85,7 +95,11 @@ def ingest_mailbox(mailbox: str, day: date | None = None) -> dict:
     logger = get_run_logger()
     runtime = build_runtime(mailbox)
     box = runtime.mailbox
-    window = extract.day_window(box.tz, day, datetime.now(UTC), box.lookback_minutes)
+    now = datetime.now(UTC)
+    window = extract.day_window(box.tz, day, now, box.lookback_minutes)
+    warnings = credential_warnings(runtime.source, now.astimezone(box.tz).date())
+    for warning in warnings:
+        logger.warning(warning)
     ledger = Ledger(runtime.ledger_url)
     run_id = str(flow_run.id or uuid.uuid4())
     ledger.start_run(run_id, mailbox, window.day, window.mode)
@@ -124,12 +138,14 @@ def ingest_mailbox(mailbox: str, day: date | None = None) -> dict:
         summary = summarize(mailbox, window, seen, decisions)
         ledger.finish_run(run_id, summary, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
         ledger.dispose()
-        _publish_artifacts(mailbox, summary, decisions)
+        _publish_artifacts(mailbox, summary, decisions, warnings)
         raise
     summary = summarize(mailbox, window, seen, decisions)
+    if warnings:
+        summary["warnings"] = warnings
     ledger.finish_run(run_id, summary, "completed" if not summary["failed"] else "partial")
     ledger.dispose()
-    _publish_artifacts(mailbox, summary, decisions)
+    _publish_artifacts(mailbox, summary, decisions, warnings)
     logger.info("run totals: %s", json.dumps(summary, ensure_ascii=False))
     if summary["failed"]:
         raise RuntimeError(

@@ -11,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from blocks.ledger import safe_url
-from blocks.maildir import MaildirMailbox
 from blocks.settings import ServiceSettings
 from mailservice.config import MailboxConfig, ServiceConfig
-from mailservice.runtime import SETTINGS_BLOCK, helpdesk_block
+from mailservice.runtime import SETTINGS_BLOCK, helpdesk_block, mailbox_source
 
 HELPDESK_BLOCK = "helpdesk"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -78,9 +77,9 @@ def apply_config(config: ServiceConfig, config_path: Path, work_pool: str = "mai
     report.append(_ensure_work_pool(work_pool))
     source = ingest_mailbox.from_source(source=str(PROJECT_ROOT), entrypoint=ENTRYPOINT)
     for box in config.mailboxes:
-        if box.kind == "maildir":
-            MaildirMailbox(path=str(box.path)).save(box.name, overwrite=True)
-            report.append(f"block maildir-mailbox/{box.name}: {box.path}")
+        block = mailbox_source(box)  # secrets resolved now and stored as Secret fields (R20)
+        block.save(box.name, overwrite=True)
+        report.append(f"block {block.get_block_type_slug()}/{box.name}: {box.kind} mailbox {box.address}")
         deployment_id = source.deploy(
             name=box.name,
             work_pool_name=work_pool,

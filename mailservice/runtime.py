@@ -69,6 +69,19 @@ def mailbox_source(mailbox: MailboxConfig) -> MailboxSource:
     raise ConfigError(f"mailboxes ({mailbox.name}).kind: {mailbox.kind!r} is not supported")
 
 
+def mailbox_block_class(kind: str) -> type:
+    """The block type that reads a mailbox of this kind (imported only when that kind is used)."""
+    if kind == "imap":
+        from blocks.imap import ImapMailbox
+
+        return ImapMailbox
+    if kind == "gmail":
+        from blocks.gmail import GmailMailbox
+
+        return GmailMailbox
+    return MaildirMailbox
+
+
 @dataclass
 class Runtime:
     config: ServiceConfig
@@ -99,7 +112,7 @@ def runtime_from_blocks(mailbox: str) -> Runtime:
         ) from None
     config = parse_config(settings.config, Path("/prefect-block/mailservice"))
     box = config.mailbox(mailbox)
-    source = MaildirMailbox.load(mailbox) if box.kind == "maildir" else mailbox_source(box)
+    source = mailbox_block_class(box.kind).load(mailbox)
     helpdesk = HelpdeskApi.load(settings.helpdesk_block)
     return Runtime(config, box, source, helpdesk, settings.ledger_url.get_secret_value())
 
