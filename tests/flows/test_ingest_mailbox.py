@@ -234,3 +234,33 @@ def test_crash_between_create_and_ledger_update_creates_nothing_twice(
     assert len(requests) == 4
     assert_no_duplicates(requests)
     assert {r["outcome"] for r in ledger_rows(config)} == {"created"}
+
+
+def test_run_publishes_counts_and_refused_list_as_artifacts(run_flow, helpdesk, make_config, maildir):
+    from prefect.artifacts import Artifact
+
+    deliver(maildir, message(subject="Caso con artefacto"))
+    deliver(maildir, message(sender="nadie@otro.test", subject="Desconocido"))
+    run_flow(make_config(helpdesk.url))
+    table = Artifact.get("ingest-soporte")
+    refused = Artifact.get("refused-soporte")
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    counts = {(r["outcome"], r["reason"]): r["messages"] for r in rows}
+    assert counts[("created", "")] == 1 and counts[("rejected", "unknown_sender")] == 1
+    assert "nadie@otro.test" in refused.data and "unknown_sender" in refused.data
+    assert "Cordial saludo" not in refused.data  # no bodies in artifacts
+
+
+def test_refresh_user_matrix_flow_writes_the_dataset(prefect_harness, helpdesk, make_config, helpdesk_token):
+    import pandas as pd
+
+    from flows.refresh_user_matrix import refresh_user_matrix
+
+    runtime.use_config(load_config(make_config(helpdesk.url)))
+    try:
+        result = refresh_user_matrix()
+    finally:
+        runtime.use_config(None)
+    frame = pd.read_parquet(result["dataset"])
+    assert result["users"] == len(frame) == len((ROOT / "demo" / "users.csv").read_text().splitlines()) - 1
+    assert "sebastian.nunez@acme.test" in set(frame["email"])  # stored lower-cased (R4)
