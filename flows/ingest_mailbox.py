@@ -122,6 +122,8 @@ def ingest_mailbox(mailbox: str, day: date | None = None) -> dict:
             helpdesk=runtime.helpdesk,
             source=runtime.source,
             options=load.RequestOptions(box.priority, box.notify_requester, box.assignment_bot),
+            refresh_requester=user_matrix.refresher(dataset, runtime.helpdesk.list_users),
+            language=box.language,
         )
         chunks = extract.chunked(refs, box.chunk_size)
         for start in range(0, len(chunks), PARALLEL_CHUNKS):

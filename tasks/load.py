@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from blocks.helpdesk import HelpdeskApi, HelpdeskRejected, HelpdeskUnavailable
+from blocks.helpdesk import HelpdeskApi, HelpdeskAuthError, HelpdeskRejected, HelpdeskUnavailable
 from blocks.ledger import CREATED, FAILED, PENDING, QUARANTINED, REJECTED, Ledger, MessageFacts, Outcome
 from blocks.mailbox import MailboxSource
 from tasks.extract import local_day
@@ -47,6 +47,10 @@ class LoadContext:
     options: RequestOptions
     # Set once the helpdesk stopped answering: later messages are not tried in this run.
     helpdesk_down: threading.Event = field(default_factory=threading.Event)
+    # Asks the helpdesk for the user matrix again and returns the requester id for an address
+    # (None: still unknown). Called when the helpdesk says a requester is unknown (a stale matrix).
+    refresh_requester: Callable[[str], str | None] | None = None
+    language: str = "es"
 
 
 @dataclass
@@ -160,25 +164,67 @@ def load_chunk(
                 decide(result, "failed", "helpdesk_unavailable")
                 continue
             confirmed.append(_create(ctx, result, facts, decide, log, to_mark))
-    finally:
-        # Whatever happened above, what the helpdesk confirmed is recorded, then marked (R15).
+    except HelpdeskAuthError:
+        # Record what the helpdesk confirmed before it refused us, but mark nothing: a person must act.
         ctx.ledger.record_many(confirmed, run_id=ctx.run_id)
-        if to_mark:
-            ctx.source.mark_processed([ref for ref, _ in to_mark])
-            ctx.ledger.set_marked(ctx.mailbox, [key for _, key in to_mark])
+        raise
+    # What the helpdesk confirmed is recorded, then marked (R15).
+    ctx.ledger.record_many(confirmed, run_id=ctx.run_id)
+    if to_mark:
+        ctx.source.mark_processed([ref for ref, _ in to_mark])
+        ctx.ledger.set_marked(ctx.mailbox, [key for _, key in to_mark])
     return outcome
 
 
 NOT_ATTEMPTED = "not attempted: the helpdesk stopped answering earlier in this run"
 
 
+def omission_note(filename: str, language: str) -> str:
+    if language == "en":
+        return f"Attachment left out: {filename} — the helpdesk refused it as too large."
+    return f"Adjunto omitido: {filename} — el helpdesk lo rechazó por superar su tamaño máximo."
+
+
+def _send(ctx: LoadContext, draft: RequestDraft, log: Callable[[str], None]):
+    """Create the request, adapting once to the helpdesk's answers that have a remedy (issue 5 §4).
+
+    413 for one attachment → the request is created without that file and says so; an unknown
+    requester → the user matrix is refreshed once and, if the sender is known after all, retried.
+    Anything else propagates: HelpdeskRejected (refused), HelpdeskUnavailable (pending), auth.
+    """
+    attachments = list(draft.attachments)
+    description = draft.description
+    requester_retried = False
+    for _ in range(len(attachments) + 2):
+        payload = request_payload(ctx, draft) | {"description": description}
+        try:
+            return ctx.helpdesk.create_request(payload, [(a.filename, a.content_type, a.data) for a in attachments])
+        except HelpdeskRejected as exc:
+            if exc.status == 413 and exc.filename and any(a.filename == exc.filename for a in attachments):
+                attachments = [a for a in attachments if a.filename != exc.filename]
+                description = f"{description}\n\n{omission_note(exc.filename, ctx.language)}"
+                log(f"{draft.key}: the helpdesk refused {exc.filename} as too large; creating without it")
+                continue
+            if exc.code == "unknown_requester" and not requester_retried and ctx.refresh_requester:
+                requester_retried = True
+                requester_id = ctx.refresh_requester(draft.requester_email)
+                if requester_id is None:
+                    raise HelpdeskRejected(
+                        str(exc), status=exc.status, code="unknown_sender", field=exc.field, api_message=exc.message
+                    ) from None
+                draft.requester_id = requester_id
+                log(f"{draft.key}: requester unknown to the helpdesk; user matrix refreshed, retrying")
+                continue
+            raise
+    raise HelpdeskRejected("the helpdesk kept refusing the attachments", status=413, code="attachment_too_large")
+
+
 def _create(ctx, result, facts, decide, log, to_mark) -> Outcome:
     draft = result.draft
-    files = [(a.filename, a.content_type, a.data) for a in draft.attachments]
     try:
-        created = ctx.helpdesk.create_request(request_payload(ctx, draft), files)
+        created = _send(ctx, draft, log)
     except HelpdeskRejected as exc:
-        reason = f"helpdesk_{exc.code or exc.status}"
+        reason = exc.code if exc.code == "unknown_sender" else f"helpdesk_{exc.code or exc.status}"
         decide(result, "rejected", reason)
         log(f"{result.key}: the helpdesk refused the request ({reason})")
         to_mark.append((result.ref, result.key))

@@ -96,3 +96,14 @@ def lookup(matrix: pd.DataFrame, senders: Iterable[str | None]) -> pd.DataFrame:
     joined["sender_known"] = joined["requester_id"].notna() & (joined["sender"] != "")
     joined["requester_id"] = joined["requester_id"].astype(object).where(joined["sender_known"], None)
     return joined
+
+
+def refresher(path: Path, fetch_users: Callable[[], list[dict]]) -> Callable[[str], str | None]:
+    """For the loader: refetch the matrix now (the cached one was stale) and look one address up."""
+
+    def refresh_and_find(email: str) -> str | None:
+        frame, _ = current_matrix(path, timedelta(0), fetch_users)
+        found = lookup(frame, [email])
+        return found["requester_id"].iloc[0] if bool(found["sender_known"].iloc[0]) else None
+
+    return refresh_and_find
