@@ -61,7 +61,6 @@ def test_an_attachment_the_helpdesk_refuses_as_too_large_is_left_out_and_said(tm
 
 
 def test_requester_unknown_to_the_helpdesk_refreshes_the_matrix_once_then_refuses(tmp_path, maildir):
-    users = write_users_csv(tmp_path / "users.csv", [("ana.quinonez@cliente.test", "Ana")])
     deliver(maildir, message())
     stale = [{"id": "u-1", "email": "ana.quinonez@cliente.test"}]  # the cached matrix still has Ana
     matrix_path = tmp_path / "m.parquet"
