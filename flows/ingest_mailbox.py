@@ -112,7 +112,7 @@ def ingest_mailbox(mailbox: str, day: date | None = None) -> dict:
         seen = len(refs)
         limits = validation.Limits(box.subject_max_chars, box.attachment_max_bytes, box.keep_emoji)
         clean_settings = drafts.CleanSettings(
-            box.subject_max_chars, box.attachment_max_bytes, box.keep_emoji, box.language
+            box.subject_max_chars, box.attachment_max_bytes, box.keep_emoji, box.language, box.routing_rules()
         )
         ctx = load.LoadContext(
             mailbox=mailbox,

@@ -79,6 +79,37 @@ class GmailUserOAuthConfig(_Strict):
     token_uri: str = "https://oauth2.googleapis.com/token"
 
 
+class RoutingWhen(_Strict):
+    sender_domain: list[str] = Field(default_factory=list, description="Any of these sender domains")
+    subject_any: list[str] = Field(default_factory=list, description="Any of these words in the subject")
+    body_any: list[str] = Field(default_factory=list, description="Any of these words in the body")
+    subject_regex: str | None = None
+    body_regex: str | None = None
+
+    @field_validator("subject_regex", "body_regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class RoutingSet(_Strict):
+    category: str | None = None
+    group: str | None = None
+    priority: Literal["low", "medium", "high", "urgent"] | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class RoutingRuleConfig(_Strict):
+    name: str = Field(description="Recorded in the ledger for every request the rule routed")
+    when: RoutingWhen
+    set: RoutingSet
+
+
 class MailboxConfig(_Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Lower-case letters, digits and dashes")
     kind: Literal["maildir", "imap", "gmail"] = Field(description="Where the mail is read: maildir, imap or gmail")
@@ -101,6 +132,9 @@ class MailboxConfig(_Strict):
         None, description="Known expiry of the mailbox secret (client secret, key): warned about in advance"
     )
     expiry_warning_days: int = Field(14, ge=0, le=365)
+    routing: list[RoutingRuleConfig] = Field(
+        default_factory=list, description="Local routing rules (R13), evaluated in order, first match wins"
+    )
 
     # kind: maildir
     path: Path | None = Field(None, description="Maildir folder (kind: maildir)")
@@ -173,6 +207,25 @@ class MailboxConfig(_Strict):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def routing_rules(self) -> tuple:
+        from tasks.routing import RoutingRule
+
+        return tuple(
+            RoutingRule(
+                name=r.name,
+                sender_domains=tuple(r.when.sender_domain),
+                subject_keywords=tuple(r.when.subject_any),
+                body_keywords=tuple(r.when.body_any),
+                subject_regex=r.when.subject_regex,
+                body_regex=r.when.body_regex,
+                category=r.set.category,
+                group=r.set.group,
+                priority=r.set.priority,
+                tags=tuple(r.set.tags),
+            )
+            for r in self.routing
+        )
 
 
 class ServiceConfig(_Strict):

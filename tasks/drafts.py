@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from tasks.clean import build_request_draft
 from tasks.message_key import message_key
 from tasks.model import MessageResult
+from tasks.routing import RoutingRule, first_match
 from tasks.validation import Judged
 
 
@@ -21,6 +22,7 @@ class CleanSettings:
     attachment_max_bytes: int = 20 * 1024 * 1024
     keep_emoji: bool = False
     language: str = "es"
+    routing: tuple[RoutingRule, ...] = ()
 
 
 def clean_chunk(judged: Sequence[Judged], settings: CleanSettings) -> list[MessageResult]:
@@ -71,6 +73,11 @@ def clean_chunk(judged: Sequence[Judged], settings: CleanSettings) -> list[Messa
                 )
             )
             continue
+        rule = first_match(settings.routing, parsed.sender or "", draft.title, draft.description)
+        if rule is not None:
+            draft.routing_rule, draft.category, draft.group = rule.name, rule.category, rule.group
+            draft.priority, draft.tags = rule.priority, rule.tags
+            signals += (f"routing:{rule.name}",)
         if not draft.description.strip():
             results.append(MessageResult(outcome="rejected", reason="missing_body", signals=signals, **common))
             continue

@@ -75,6 +75,7 @@ class ChunkOutcome:
 
 
 def request_payload(ctx: LoadContext, draft: RequestDraft) -> dict:
+    routed = {"category": draft.category, "group": draft.group, "tags": list(draft.tags)}
     return {
         "external_id": external_id(ctx.mailbox, draft.key),
         "title": draft.title,
@@ -82,11 +83,11 @@ def request_payload(ctx: LoadContext, draft: RequestDraft) -> dict:
         "requester_email": draft.requester_email,
         "requester_id": draft.requester_id,
         "channel": "mail",
-        "priority": ctx.options.priority,
+        "priority": draft.priority or ctx.options.priority,
         "received_at": draft.received_at.isoformat(),
         "notify_requester": ctx.options.notify_requester,
         "assignment_bot": ctx.options.assignment_bot,
-    }
+    } | {key: value for key, value in routed.items() if value}
 
 
 def _facts(ctx: LoadContext, result: MessageResult) -> MessageFacts:

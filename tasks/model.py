@@ -94,6 +94,12 @@ class RequestDraft:
     received_at: datetime
     attachments: list[Attachment]
     omitted: list[OmittedAttachment] = field(default_factory=list)
+    # Set by a routing rule (R13); None/empty: the mailbox's defaults.
+    routing_rule: str | None = None
+    category: str | None = None
+    group: str | None = None
+    priority: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass

@@ -264,3 +264,23 @@ def test_refresh_user_matrix_flow_writes_the_dataset(prefect_harness, helpdesk, 
     frame = pd.read_parquet(result["dataset"])
     assert result["users"] == len(frame) == len((ROOT / "demo" / "users.csv").read_text().splitlines()) - 1
     assert "sebastian.nunez@acme.test" in set(frame["email"])  # stored lower-cased (R4)
+
+
+def test_routing_rule_sets_category_group_priority_and_is_recorded(run_flow, helpdesk, make_config, maildir):
+    deliver(maildir, message(subject="Cobro duplicado en la factura"))
+    deliver(maildir, message(subject="Impresora sin tóner"))
+    routing = [
+        {"name": "facturacion", "when": {"subject_any": ["factura"]},
+         "set": {"category": "Facturación", "group": "Finanzas", "priority": "high", "tags": ["billing"]}},
+    ]
+    config = make_config(helpdesk.url, routing=routing, assignment_bot=True)
+    run_flow(config)
+    by_title = {r["title"]: r for r in helpdesk.requests()}
+    routed, plain = by_title["Cobro duplicado en la factura"], by_title["Impresora sin tóner"]
+    assert (routed["category"], routed["group"], routed["priority"], routed["tags"]) == (
+        "Facturación", "Finanzas", "high", ["billing"])
+    assert plain["category"] is None and plain["priority"] == "medium"
+    assert routed["assignment_bot"] and plain["assignment_bot"]  # R13 flag passed on create
+    signals = {r["subject"]: r["signals"] for r in ledger_rows(config)}
+    assert "routing:facturacion" in signals["Cobro duplicado en la factura"]
+    assert not any(s.startswith("routing:") for s in signals["Impresora sin tóner"])
