@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mailservice.notify_config import NotifyConfig
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -125,7 +127,9 @@ class MailboxConfig(_Strict):
     keep_emoji: bool = False
     language: Literal["es", "en"] = "es"
     priority: Literal["low", "medium", "high", "urgent"] = "medium"
-    notify_requester: bool = Field(False, description="Ask the helpdesk to send its own notification (R12)")
+    notify: NotifyConfig = Field(
+        default_factory=NotifyConfig, description="Acknowledgements (R12): none | helpdesk | email"
+    )
     assignment_bot: bool = Field(False, description="Create requests for the helpdesk's assignment bot (R13)")
     client: str | None = Field(None, description="Client name, used in deployment tags and descriptions")
     credential_expires_on: date | None = Field(
@@ -182,6 +186,7 @@ class MailboxConfig(_Strict):
                     "kind gmail needs exactly one of service_account_file, service_account_env or user_oauth "
                     "(no password is ever used for Gmail, R1)"
                 )
+        self.notify.transport(self.kind)  # mode email needs a way to send: smtp, or the Gmail API
         return self
 
     @field_validator("address")
@@ -207,6 +212,11 @@ class MailboxConfig(_Strict):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def notify_requester(self) -> bool:
+        """R12 helpdesk mode: the create call asks the helpdesk to send its own notification."""
+        return self.notify.mode == "helpdesk"
 
     def routing_rules(self) -> tuple:
         from tasks.routing import RoutingRule
@@ -297,16 +307,22 @@ def _resolve_paths(config: ServiceConfig, base: Path) -> ServiceConfig:
     prefix = "sqlite:///"
     if ledger.startswith(prefix) and not ledger.startswith(prefix + "/") and ":memory:" not in ledger:
         ledger = prefix + str(absolute(Path(ledger[len(prefix) :])))
-    boxes = [
-        box.model_copy(
-            update={
-                key: absolute(getattr(box, key))
-                for key in ("path", "ca_file", "service_account_file")
-                if getattr(box, key) is not None
-            }
-        )
-        for box in config.mailboxes
-    ]
+    def resolve_box(box: MailboxConfig) -> MailboxConfig:
+        update = {
+            key: absolute(getattr(box, key))
+            for key in ("path", "ca_file", "service_account_file")
+            if getattr(box, key) is not None
+        }
+        notify = box.notify
+        if notify.template_dir is not None:
+            notify = notify.model_copy(update={"template_dir": absolute(notify.template_dir)})
+        if notify.smtp is not None and notify.smtp.ca_file is not None:
+            notify = notify.model_copy(
+                update={"smtp": notify.smtp.model_copy(update={"ca_file": absolute(notify.smtp.ca_file)})}
+            )
+        return box.model_copy(update={**update, "notify": notify})
+
+    boxes = [resolve_box(box) for box in config.mailboxes]
     return config.model_copy(update={"ledger": ledger, "data_dir": absolute(config.data_dir), "mailboxes": boxes})
 
 

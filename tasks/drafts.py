@@ -41,6 +41,9 @@ def clean_chunk(judged: Sequence[Judged], settings: CleanSettings) -> list[Messa
             "sender": parsed.sender,
             "subject": parsed.subject,
             "size": parsed.size,
+            "kind": kind.kind,
+            "sender_name": parsed.sender_name,
+            "headers": parsed.headers | {"message-id": parsed.message_id or ""},
         }
         signals = tuple(kind.signals) + tuple(f"note:{n}" for n in verdict.notes)
         if not verdict.accepted:

@@ -121,3 +121,8 @@ class MessageResult:
     size: int = 0
     draft: RequestDraft | None = None
     raw: bytes | None = None  # kept only for quarantined messages
+    kind: str | None = None  # R6 class (None when quarantined)
+    sender_name: str = ""
+    # The classifier's headers plus message-id: what the acknowledgement stage needs to thread a
+    # reply and to refuse answering robots (R12, no mail loops).
+    headers: dict[str, str] = field(default_factory=dict)
