@@ -7,7 +7,7 @@ import sys
 
 PURE_MODULES = [
     "tasks.model", "tasks.message_key", "tasks.parse", "tasks.classify", "tasks.html_text", "tasks.clean",
-    "tasks.extract", "tasks.validation", "tasks.drafts", "tasks.user_matrix",
+    "tasks.extract", "tasks.validation", "tasks.drafts", "tasks.user_matrix", "tasks.acknowledge", "tasks.routing",
 ]
 
 
