@@ -132,8 +132,17 @@ def ingest_mailbox(mailbox: str, day: date | None = None) -> dict:
             judged = stages.validate_chunk.map(extracted, unmapped(matrix), unmapped(box.address), unmapped(limits))
             cleaned = stages.clean_chunk.map(judged, unmapped(clean_settings))
             loaded = stages.load_chunk.map(unmapped(ctx), cleaned)
-            for future in loaded:
-                decisions.extend(future.result().decisions)
+            failure: BaseException | None = None
+            for chain in zip(extracted, judged, cleaned, loaded, strict=True):
+                chain[-1].wait()
+                if chain[-1].state.is_completed():
+                    decisions.extend(chain[-1].result().decisions)
+                    continue
+                # The first stage that failed says why (e.g. the mailbox went away), not "UnfinishedRun".
+                failed = next((f for f in chain if f.state.is_failed()), chain[-1])
+                failure = failure or failed.state.result(raise_on_failure=False)
+            if failure is not None:
+                raise failure if isinstance(failure, BaseException) else RuntimeError(str(failure))
             logger.info("progress: %d of %d chunk(s) done", min(start + PARALLEL_CHUNKS, len(chunks)), len(chunks))
     except Exception as exc:
         # Record what was done before the failure; the flow run fails with the reason (retry from the UI).
@@ -142,6 +151,10 @@ def ingest_mailbox(mailbox: str, day: date | None = None) -> dict:
         ledger.dispose()
         _publish_artifacts(mailbox, summary, decisions, warnings)
         raise
+    finally:
+        close = getattr(runtime.source, "close", None)
+        if close is not None:
+            close()  # the IMAP connection; Maildir and Gmail hold nothing to close
     summary = summarize(mailbox, window, seen, decisions)
     if warnings:
         summary["warnings"] = warnings

@@ -40,6 +40,15 @@ class Batch:
         return len(self.items)
 
 
+def worth_retrying(task, task_run, state) -> bool:
+    """Retry what time can fix (a dropped connection), not what a person must fix (a refused login)."""
+    try:
+        state.result()
+    except Exception as exc:
+        return getattr(exc, "retryable", True)
+    return True
+
+
 @task(name="user-matrix", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def get_user_matrix(helpdesk: HelpdeskApi, dataset: Path, ttl_minutes: float) -> pd.DataFrame:
     """The cached user-matrix dataset, refreshed from the helpdesk when older than the TTL."""
@@ -50,7 +59,10 @@ def get_user_matrix(helpdesk: HelpdeskApi, dataset: Path, ttl_minutes: float) ->
     return frame
 
 
-@task(name="list-messages", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+@task(
+    name="list-messages", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
+    retry_condition_fn=worth_retrying,
+)
 def list_messages(source: MailboxSource, window: extract.Window) -> list[MessageRef]:
     """Names and dates only: a poll with nothing new costs a directory listing, no bodies."""
     refs = source.list_refs(window.since, window.until, include_processed=window.include_processed)
@@ -61,7 +73,9 @@ def list_messages(source: MailboxSource, window: extract.Window) -> list[Message
     return refs
 
 
-@task(name="extract", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+@task(
+    name="extract", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=worth_retrying
+)
 def extract_chunk(source: MailboxSource, refs: Batch) -> Batch:
     refs = refs.items
     items = extract.extract_messages(source.fetch(refs))

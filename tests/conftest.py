@@ -20,6 +20,8 @@ import yaml
 
 from tests.support.helpdesk import run_reference_helpdesk
 
+pytest_plugins = ["tests.support.imap_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_USERS = ROOT / "demo" / "users.csv"
 PG_ADMIN_URL = os.environ.get("MAILSERVICE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
