@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from mailservice.cli_helpdesk import helpdesk_app
+from mailservice.cli_inspect import inspect_command
 from mailservice.config import ConfigError, ServiceConfig, load_config
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(helpdesk_app, name="helpdesk")
+app.command(name="inspect")(inspect_command)
 
 ConfigArg = Annotated[Path, typer.Argument(help="The service config file (YAML); see examples/config.yaml")]
 

@@ -97,6 +97,12 @@ _BRACKET_TAG = re.compile(r"\s*(?:\[[^\[\]]{0,40}\]|\([^()]{0,40}\)|\*\*?[A-Za-z
 # (ASCII or full-width). Letters only: "R2-D2 falla" has no prefix, "Resolución de..." has no colon.
 _PREFIX = re.compile(r"\s*([^\W\d_]{1,12})\s*(?:[\[(]\s*\d{1,3}\s*[\])]|\^\d{1,3})?\s*[:：]")
 
+def _fold(text: str) -> str:
+    """Lower-case without accents ("Respuesta automática" → "respuesta automatica")."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold().replace("\u2019", "'"))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 # Out-of-office subjects (compared without accents, case-insensitively), at the start of the
 # subject and followed by the end, a colon, a dash or a bracket — "No funciona la respuesta
 # automática de Outlook" is a request, "Respuesta automática: RE: factura" is a robot.
@@ -107,7 +113,13 @@ _OUT_OF_OFFICE = (
     "fuera de oficina",
     "ausencia de la oficina",
     "respuesta de ausencia",
+    "respuesta automatica de ausencia",
     "mensaje de ausencia",
+    "mensaje automatico",
+    "ausente",
+    "estoy fuera de la oficina",
+    "me encuentro fuera de la oficina",
+    "de vacaciones",
     # en
     "automatic reply",
     "auto reply",
@@ -117,43 +129,69 @@ _OUT_OF_OFFICE = (
     "auto-response",
     "autoresponse",
     "out of office",
+    "out of office autoreply",  # Exchange 2003 and older
+    "out of office auto reply",
     "out of the office",
     "out-of-office",
     "ooo",
+    "i am out of the office",
+    "i'm out of the office",
+    "away from the office",
+    "on vacation",
     # pt
     "resposta automatica",
     "fora do escritorio",
     "ausencia temporaria",
+    "resposta automatica de ausencia",
+    "ausente do escritorio",
     # fr
     "reponse automatique",
     "absence du bureau",
     "message d'absence",
     "absent du bureau",
+    "reponse automatique d'absence",
+    "reponse automatique d'absence du bureau",
+    "absence",
+    "je suis absent",
+    "je suis absente",
     # de
     "abwesenheitsnotiz",
     "automatische antwort",
     "abwesenheit",
+    "abwesend",
     "nicht im buro",
+    "ich bin nicht im buro",
     # it
     "risposta automatica",
     "fuori sede",
     "fuori ufficio",
     "assente dall'ufficio",
+    "assente",
+    "sono fuori ufficio",
     # nl
     "automatisch antwoord",
     "afwezig",
     "niet aanwezig",
     "afwezigheidsbericht",
+    "afwezigheidsmelding",
+    "niet op kantoor",
     # sv, da, no, fi, is
     "autosvar",
     "automatiskt svar",
     "automatisk svar",
     "automatisk besvarelse",
-    "fravaer",
+    "fravær",  # da, no: "æ" and "ø" have no accent to fold away
+    "fraværende",
+    "fraværsmelding",
+    "frånvaro",  # written as typed; matched after folding as "franvaro"
     "franvaro",
-    "frånvaro",
+    "franvarande",
+    "ikke til stede",
+    "inte pa kontoret",
     "automaattinen vastaus",
     "poissa",
+    "poissaoloviesti",
+    "lomalla",
     "sjalfvirkt svar",
     # pl, cs, tr, ru
     "odpowiedz automatyczna",
@@ -162,23 +200,72 @@ _OUT_OF_OFFICE = (
     "автоматический ответ",
 )
 _OOO_PATTERN = re.compile(
-    r"^(?:" + "|".join(re.escape(p) for p in sorted(_OUT_OF_OFFICE, key=len, reverse=True)) + r")\s*(?:$|[:：\-–—(\[])"
+    r"^(?:"
+    + "|".join(re.escape(_fold(p)) for p in sorted(_OUT_OF_OFFICE, key=len, reverse=True))
+    + r")\s*(?:$|[:：\-–—(\[,.])"
+)
+# Lotus Notes / HCL Domino: "AUTO: Ana Pérez is out of the office (returning 02/04/2024)".
+_NOTES_AUTO = re.compile(
+    r"^auto\s*:.*\b(?:out of (?:the )?office|fuera de la oficina|ausente|abwesend|absent|assente|afwezig"
+    r"|fora do escritorio|returning|regreso|de vuelta)\b"
 )
 # Delivery-failure subjects of MTAs that do not send multipart/report.
+_BOUNCE_PHRASES = (
+    # en: Exchange, Gmail, Postfix, Exim, qmail, Sendmail, Lotus Notes
+    "undeliverable",
+    "undelivered mail returned to sender",
+    "delivery status notification",  # Gmail: "(Failure)" and "(Delay)"; both are machine mail
+    "mail delivery failed",
+    "mail delivery failure",
+    "message delivery failure",
+    "delivery failure",
+    "delivery has failed",
+    "delivery notification: delivery has failed",
+    "returned mail",
+    "failure notice",
+    "mail system error",
+    "warning: could not send message",
+    "delivery delayed",
+    # es
+    "no se puede entregar",
+    "no se pudo entregar",
+    "mensaje no entregado",
+    "correo no entregado",
+    "error de entrega",
+    "entrega fallida",
+    "correo devuelto",
+    "notificacion de estado de entrega",
+    "notificacion del estado del envio",
+    # pt
+    "nao foi possivel entregar",
+    "nao e possivel entregar",
+    "mensagem nao entregue",
+    "falha na entrega",
+    # fr
+    "non remis",
+    "echec de la remise",
+    "non distribuable",
+    # de
+    "unzustellbar",
+    "nicht zustellbar",
+    "zustellung fehlgeschlagen",
+    # it
+    "non recapitabile",
+    "mancato recapito",
+    "impossibile recapitare",
+    # nl
+    "onbestelbaar",
+    "kan niet worden bezorgd",
+)
 _BOUNCE_SUBJECTS = re.compile(
-    r"^(?:undeliverable|undelivered mail returned to sender|delivery status notification \(failure\)"
-    r"|mail delivery failed|delivery failure|returned mail|failure notice|no se puede entregar"
-    r"|non remis|unzustellbar|non recapitabile|nao foi possivel entregar|onbestelbaar)\b"
+    r"^(?:" + "|".join(re.escape(p) for p in sorted(_BOUNCE_PHRASES, key=len, reverse=True)) + r")(?!\w)"
 )
 _BOUNCE_LOCALPARTS = ("mailer-daemon", "postmaster")
 _REPORT_TYPE = re.compile(r"report-type\s*=\s*\"?([\w.-]+)", re.IGNORECASE)
 _FALSEY = {"", "no", "false", "0", "off"}
 
 
-def _fold_accents(text: str) -> str:
-    """Lower-case without accents, so "Respuesta automatica" matches "Respuesta automática"."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+_fold_accents = _fold
 
 
 def subject_prefixes(subject: str) -> list[str]:
@@ -277,7 +364,8 @@ def classify(msg: ParsedMessage, own_addresses: Iterable[str] = ()) -> Classific
         fire("auto_reply", "header:x-loop")
     if _header(msg, "feedback-type"):
         fire("auto_reply", "header:feedback-type")
-    if _OOO_PATTERN.match(_fold_accents(_strip_leading_tags(subject))):
+    folded_subject = _fold_accents(_strip_leading_tags(subject))
+    if _OOO_PATTERN.match(folded_subject) or _NOTES_AUTO.match(folded_subject):
         fire("auto_reply", "subject:out-of-office")
     own = {address.strip().lower() for address in own_addresses if address}
     if sender and sender in own:

@@ -262,6 +262,8 @@ def _parse(html: str) -> BeautifulSoup | None:
 
 
 _TAG = re.compile(r"<[^>]*>")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_CELL_BLOCKS = ["p", "div"]
 
 
 def _fallback_text(html: str) -> str:
@@ -274,10 +276,12 @@ def html_to_text(html: str, image_marker: ImageMarker | None = None) -> str:
     """Convert HTML mail to plain text (R8); ``image_marker`` chooses the text for each image."""
     if not html or not html.strip():
         return ""
+    html = _SURROGATES.sub("", html)  # lone surrogates (broken decoders) cannot be encoded by any parser
     soup = _parse(html)
     if soup is None:
         return _fallback_text(html)
     writer = _Writer()
+    inline: set[int] = set()  # ids of block elements rendered inline (a table cell's only paragraph)
     lists: list[list[Any]] = []  # [kind, next number]
     stack: list[Any] = [soup]
     while stack:
@@ -326,6 +330,11 @@ def html_to_text(html: str, image_marker: ImageMarker | None = None) -> str:
         elif name in ("td", "th"):
             if writer.has_content:
                 writer.pending_cell_sep = True
+            # Outlook wraps each cell's value in one <p class=MsoNormal>: that paragraph is the cell's
+            # text, not a block, so the row stays on one line. Cells with several blocks keep them.
+            blocks = node.find_all(_CELL_BLOCKS, recursive=False)
+            if len(blocks) == 1:
+                inline.add(id(blocks[0]))
         elif name == "a":
             writer.links.append([])
             closing = ("link", attrs.get("href", ""))
@@ -337,6 +346,8 @@ def html_to_text(html: str, image_marker: ImageMarker | None = None) -> str:
             writer.paragraph_break()
             writer.pre_depth += 1
             closing = ("pre",)
+        elif id(node) in inline:
+            pass
         elif name == "p" and (writer.li_depth or attrs.get("class", "").lower().startswith("mso")):
             writer.soft_break()  # Outlook paragraphs and paragraphs in list items: one line each
             closing = ("line",)

@@ -49,11 +49,16 @@ def _normalised_body(body: bytes) -> bytes:
 def message_key(raw: bytes) -> str:
     """A 32-hex-character key, equal for the same message fetched from any mailbox kind."""
     head, body = split_head_body(raw)
+    identity = _identity_headers(head)
     digest = hashlib.sha256()
-    for item in _identity_headers(head):
+    for item in identity:
         digest.update(item)
         digest.update(b"\n")
     digest.update(b"\x00")
+    if all(item.endswith(b":") for item in identity) and not body:
+        # Not mail at all (no identity header, no body): the bytes themselves are the identity,
+        # so two different unparseable blobs never share a ledger row.
+        digest.update(_normalised_body(head))
     digest.update(_normalised_body(body))
     return digest.hexdigest()[:32]
 

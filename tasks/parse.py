@@ -4,12 +4,16 @@ Mail in the wild is broken in every possible way: RFC 2047 words with bad base64
 do not exist, 8-bit bytes in headers, dates nobody can read, multiparts without a boundary
 (anchors, complaint 6: "charset errors make messages unprocessable"). The parser therefore:
 
-* reads with ``email.parser.BytesParser`` and ``email.policy.default`` (made tolerant of headers
-  the stdlib cannot parse), which records malformed structure as defects instead of raising;
-* reads headers from their *raw* values (``raw_items``) and decodes them with a tolerant decoder
-  of its own, because the stdlib's header objects raise on some malformed input when touched;
+* reads the MIME structure with ``email.parser.BytesParser`` and the ``compat32`` policy, which
+  records malformed structure as defects instead of raising and keeps headers as raw strings;
+* decodes headers and MIME parameters itself, from their raw values: RFC 2047 words (also the
+  malformed ones clients write) and RFC 2231 parameters (``filename*=``, continuations, wrong or
+  missing charsets), because the stdlib's header objects raise on some malformed input and cost
+  more than half of the parse time;
 * decodes text with a fallback chain (declared → UTF-8 → detected → cp1252 → latin-1), so text is
   always produced and the fallback is written into ``defects``;
+* unpacks Outlook's ``winmail.dat`` (TNEF, with tnefparse) into its real files, and uses its body
+  when the mail has none; a TNEF stream it cannot read stays attached, with a defect;
 * refuses only bytes that are not mail at all, or that break a resource limit
   (``UnparseableMessage``); those go to quarantine with their raw bytes (R19).
 
@@ -21,11 +25,13 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import email.headerregistry
 import email.parser
 import email.policy
 import email.utils
+import logging
+import mimetypes
 import re
+import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -74,32 +80,23 @@ CLASSIFIER_HEADERS = (
     "return-path",
     "content-type",
     "list-id",
+    "list-unsubscribe",
+    "list-post",
+    "list-help",
     "feedback-type",
+    "x-helppeople-ack",
 )
 
 ADDRESS_HEADERS = ("to", "cc", "delivered-to", "x-original-to")
 
 
-class _TolerantPolicy(email.policy.EmailPolicy):
-    """``email.policy.default``, except that a header the stdlib cannot parse reads as plain text.
-
-    The stdlib's structured-header parsers raise on some malformed values (a Content-Type of
-    ``text/plain;`` followed by junk raises IndexError *inside the parser*, while it looks for
-    the boundary). One bad header must not make a whole message unreadable.
-    """
-
-    def header_fetch_parse(self, name: str, value: str) -> Any:
-        try:
-            return super().header_fetch_parse(name, value)
-        except Exception:
-            try:
-                return _UNSTRUCTURED(name, "".join(value.splitlines()))
-            except Exception:
-                return "".join(value.splitlines())
-
-
-_UNSTRUCTURED = email.headerregistry.HeaderRegistry(use_default_map=False)
-POLICY = _TolerantPolicy()
+# The parser runs with the compat32 policy: it keeps every header as its raw string and never
+# builds the stdlib's structured header objects, which cost more than half of parsing time on
+# multipart mail and raise on some malformed values. Headers and MIME parameters are decoded by
+# this module's own tolerant readers (``decode_header_value``, ``_parse_params``).
+POLICY = email.policy.compat32
+# Attached messages are written back as .eml with CRLF and without refolding long header lines.
+_EML_POLICY = email.policy.compat32.clone(linesep="\r\n", max_line_length=0)
 
 
 class UnparseableMessage(Exception):
@@ -239,9 +236,12 @@ def _decode_undeclared(data: bytes) -> tuple[str, str]:
         return data.decode("latin-1"), "latin-1"
 
 
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
 def _unescape_8bit(value: str) -> str:
     """Header values with raw 8-bit bytes arrive as surrogate escapes; decode them properly."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+    if value.isascii() or not _ESCAPED_BYTE.search(value):
         return value
     raw = value.encode("utf-8", "surrogateescape")
     text, _ = decode_bytes(raw, None)
@@ -252,7 +252,12 @@ def _unescape_8bit(value: str) -> str:
 # Headers
 # --------------------------------------------------------------------------------------------
 
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
+# An encoded word. Its text may hold a lone "?" (clients that do not escape it in Q words) and
+# blanks (clients that do not encode them), but never "=?" or "?=", so it cannot swallow the next word.
+_WORD_TEXT = r"(?:[^?=]|=(?!\?(?!=))|\?(?!=))*"
+_ENCODED_WORD = re.compile(r"=\?([^?\s]{1,64})\?([bBqQ])\?(" + _WORD_TEXT + r")\?=")
+# An encoded word cut off at the end of the value (a subject truncated by a gateway).
+_OPEN_WORD = re.compile(r"=\?([^?\s]{1,64})\?([bBqQ])\?((?:[^?=\s]|=(?!\?))+)\s*$")
 _QP_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
 _UNFOLD = re.compile(r"\r?\n")  # folded header lines: the line break goes, the blank stays
 _NOT_B64 = re.compile(r"[^A-Za-z0-9+/]")
@@ -316,8 +321,28 @@ def decode_header_value(value: str, defects: list[str] | None = None) -> str:
             flush()
             pending = [charset, data]
         pos = match.end()
+    rest = value[pos:]
+    cut = _OPEN_WORD.search(rest)
+    if cut is not None:
+        if defects is not None:
+            defects.append("header-unterminated-encoded-word")
+        between = rest[: cut.start()]
+        if pending is None or between.strip():
+            flush()
+            pieces.append(between)
+        charset = cut.group(1).split("*", 1)[0].lower()
+        try:
+            data = _decode_b(cut.group(3)) if cut.group(2).lower() == "b" else _decode_q(cut.group(3))
+        except (binascii.Error, ValueError):
+            data = cut.group(0).encode("utf-8", "surrogateescape")
+        if pending is not None and pending[0] == charset:
+            pending[1] += data
+        else:
+            flush()
+            pending = [charset, data]
+        rest = ""
     flush()
-    pieces.append(value[pos:])
+    pieces.append(rest)
     return "".join(pieces)
 
 
@@ -391,54 +416,164 @@ _IMAGE_EXTENSIONS = {
 
 @dataclass
 class _Mime:
-    """A part's Content-Type and Content-Disposition, each header parsed once.
+    """A part's raw headers, Content-Type and Content-Disposition, each read once."""
 
-    The stdlib re-parses a header on every ``get_param``/``get_content_type`` call; reading
-    both headers once per part halves the parser's own cost on multipart mail.
-    """
-
+    headers: dict[str, list[str]] = field(default_factory=dict)
     ctype: str = "text/plain"
     params: dict[str, str] = field(default_factory=dict)
     disposition: str | None = None
     disposition_params: dict[str, str] = field(default_factory=dict)
 
 
-def _header_params(part: Message, name: str, header: Any) -> dict[str, str]:
-    """Decoded parameters (RFC 2231 joined) of a MIME header, or {} when they cannot be read."""
-    try:
-        return {str(k).lower(): str(v) for k, v in header.params.items()}
-    except Exception:
-        pass
-    try:  # the header fell back to plain text: read parameters the compat32 way
-        pairs = part.get_params(header=name) or []
-        return {str(k).lower(): str(email.utils.collapse_rfc2231_value(v)) for k, v in pairs[1:]}
-    except Exception:
-        return {}
+_PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
+_PARAM_NAME = re.compile(r"^([^*\s]+)\*(?:(\d{1,3})(\*)?)?$")
+_QUOTED_ESCAPE = re.compile(r'\\([\\"])')
+MAX_PARAMS = 64
 
 
-def _mime(part: Message, defects: list[str]) -> _Mime:
-    info = _Mime()
-    try:
-        header = part.get("content-type")
-    except Exception:
-        defects.append("bad-content-type")
-        header = None
-    if header is None:
+def _split_params(value: str) -> list[str]:
+    """Split a MIME header value on ';' outside quoted strings (an unclosed quote runs to the end)."""
+    pieces: list[str] = []
+    start = pos = 0
+    size = len(value)
+    while pos < size and len(pieces) < MAX_PARAMS:
+        semi = value.find(";", pos)
+        if semi < 0:
+            break
+        quote = value.find('"', pos, semi)
+        if quote < 0:
+            pieces.append(value[start:semi])
+            start = pos = semi + 1
+            continue
+        end = quote + 1
+        while True:  # the closing quote: one not escaped by a backslash
+            end = value.find('"', end)
+            if end < 0:
+                end = size
+                break
+            slashes = 0
+            while value[end - 1 - slashes] == "\\":
+                slashes += 1
+            if slashes % 2 == 0:
+                break
+            end += 1
+        pos = end + 1
+    pieces.append(value[start:])
+    return pieces
+
+
+def _unquote(value: str) -> str:
+    """A parameter value without its quotes; text after the closing quote is junk and goes."""
+    value = value.strip()
+    if not value.startswith('"'):
+        return value
+    end = 1
+    while True:
+        end = value.find('"', end)
+        if end < 0:
+            end = len(value)  # unclosed: the rest is the value
+            break
+        slashes = 0
+        while value[end - 1 - slashes] == "\\":
+            slashes += 1
+        if slashes % 2 == 0:
+            break
+        end += 1
+    # Only \" and \\ are escapes: Outlook sends Windows paths ("C:\Users\...") unescaped.
+    return _QUOTED_ESCAPE.sub(r"\1", value[1:end])
+
+
+def _percent_bytes(text: str, defects: list[str]) -> bytes:
+    raw = text.encode("utf-8", "surrogateescape")
+    decoded = _PCT.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
+    if b"%" in _PCT.sub(b"", raw):
+        defects.append("rfc2231-bad-percent")
+    return decoded
+
+
+def _rfc2231_value(segments: list[tuple[bool, str]], defects: list[str]) -> str:
+    """Join RFC 2231 segments (encoded?, text) into text; the charset comes from the first one."""
+    charset: str | None = None
+    chunks: list[bytes] = []
+    for index, (encoded, text) in enumerate(segments):
+        if encoded and text:
+            if index == 0:
+                if text.count("'") >= 2:
+                    charset, _language, text = text.split("'", 2)
+                else:
+                    defects.append("rfc2231-no-charset")
+            chunks.append(_percent_bytes(text, defects))
+        else:
+            chunks.append(text.encode("utf-8", "surrogateescape"))
+    text, defect = decode_bytes(b"".join(chunks), charset or None)
+    if defect:
+        defects.append("rfc2231-" + defect)
+    return text
+
+
+def _parse_params(raw: str | None, defects: list[str]) -> tuple[str, dict[str, str]]:
+    """The main value and the parameters of a raw MIME header, never raising.
+
+    Reads RFC 2045 parameters, RFC 2231 extended values (``name*=utf-8''caf%C3%A9.pdf``) and
+    continuations (``name*0*=``, ``name*1=``), in any order, with gaps, a missing charset, an
+    unknown charset, bad percent escapes or unclosed quotes (each noted in ``defects``). An
+    extended value wins over a plain one of the same name, as RFC 2231 says.
+    """
+    if raw is None:
+        return "", {}
+    pieces = _split_params(_UNFOLD.sub("", raw))
+    main = pieces[0].strip()
+    plain: dict[str, str] = {}
+    extended: dict[str, tuple[bool, str]] = {}
+    continued: dict[str, dict[int, tuple[bool, str]]] = {}
+    for piece in pieces[1:]:
+        name, sep, value = piece.partition("=")
+        name = name.strip().lower()
+        if not sep or not name:
+            if piece.strip():
+                defects.append("mime-param-without-value")
+            continue
+        value = _unquote(value)
+        match = _PARAM_NAME.match(name)
+        if match is None:
+            plain.setdefault(name, value)
+        elif match.group(2) is None:
+            extended.setdefault(match.group(1), (True, value))
+        else:
+            continued.setdefault(match.group(1), {}).setdefault(int(match.group(2)), (bool(match.group(3)), value))
+    params = {name: _unescape_8bit(value) for name, value in plain.items()}
+    for name, parts in continued.items():
+        indexes = sorted(parts)
+        if indexes != list(range(len(indexes))):
+            defects.append("rfc2231-continuation-gap")
+        params[name] = _rfc2231_value([parts[i] for i in indexes], defects)
+    for name, segment in extended.items():
+        value = _rfc2231_value([segment], defects)
+        if value or name not in params:
+            params[name] = value
+    return main, params
+
+
+def _mime(part: Message, defects: list[str], headers: dict[str, list[str]] | None = None) -> _Mime:
+    headers = _raw_headers(part) if headers is None else headers
+    info = _Mime(headers=headers)
+    ctype_raw = _first(headers, "content-type")
+    main, info.params = _parse_params(ctype_raw, defects)
+    ctype = main.lower().replace(" ", "")
+    if ctype_raw is None or not ctype:
         try:
             info.ctype = part.get_default_type()
         except Exception:
             info.ctype = "text/plain"
+    elif ctype.count("/") == 1 and all(ctype.split("/")):
+        info.ctype = ctype
     else:
-        ctype = str(header).split(";", 1)[0].strip().lower()
-        info.ctype = ctype if ctype.count("/") == 1 else "text/plain"
-        info.params = _header_params(part, "content-type", header)
-    try:
-        disposition = part.get("content-disposition")
-    except Exception:
-        disposition = None
-    if disposition is not None:
-        info.disposition = str(disposition).split(";", 1)[0].strip().lower() or None
-        info.disposition_params = _header_params(part, "content-disposition", disposition)
+        defects.append("bad-content-type")
+        info.ctype = "text/plain"
+    disposition_raw = _first(headers, "content-disposition")
+    if disposition_raw is not None:
+        main, info.disposition_params = _parse_params(disposition_raw, defects)
+        info.disposition = main.lower() or None
     return info
 
 
@@ -478,7 +613,7 @@ def _payload(part: Message) -> Any:
         return None
 
 
-def _payload_bytes(part: Message, defects: list[str]) -> bytes:
+def _payload_bytes(part: Message, defects: list[str], headers: dict[str, list[str]] | None = None) -> bytes:
     """The decoded payload (base64/QP undone); the raw text when decoding is impossible.
 
     Base64 is decoded here rather than by the stdlib, which gives back the *encoded* text when
@@ -487,7 +622,8 @@ def _payload_bytes(part: Message, defects: list[str]) -> bytes:
     payload = _payload(part)
     if isinstance(payload, list):
         return b""
-    cte = (_first(_raw_headers(part), "content-transfer-encoding") or "").strip().lower()
+    headers = _raw_headers(part) if headers is None else headers
+    cte = (_first(headers, "content-transfer-encoding") or "").strip().lower()
     if cte == "base64" and isinstance(payload, str):
         encoded = _NOT_B64.sub("", payload.split("=", 1)[0])  # padding ends the data
         if len(encoded) % 4 == 1:  # truncated in the middle of a quantum: one char is noise
@@ -538,7 +674,7 @@ def _unflow(text: str, delsp: bool) -> str:
 
 def _decode_text_part(leaf: _Leaf, defects: list[str]) -> str:
     part, ctype, params = leaf.part, leaf.ctype, leaf.mime.params
-    data = _payload_bytes(part, defects)
+    data = _payload_bytes(part, defects, leaf.mime.headers)
     declared = params.get("charset")
     if not declared and ctype == "text/html":
         meta = _META_CHARSET.search(data[:4096])
@@ -559,10 +695,7 @@ def _message_bytes(part: Message, defects: list[str]) -> bytes:
     inner = payload[0] if isinstance(payload, list) and payload else None
     if inner is None:
         return _payload_bytes(part, defects)
-    for policy in (
-        POLICY.clone(refold_source="none", linesep="\r\n"),
-        email.policy.compat32.clone(linesep="\r\n"),
-    ):
+    for policy in (_EML_POLICY, email.policy.compat32.clone(linesep="\r\n")):
         try:
             return inner.as_bytes(policy=policy)
         except Exception:
@@ -794,6 +927,8 @@ def _parse(raw: bytes, data: bytes) -> ParsedMessage:
 
     referenced = {unquote(ref).strip("<>").lower() for ref in _CID_REF.findall(html_body or "")}
     attachments = [_attachment(leaf, filename, referenced, defects) for leaf, filename, _ in other]
+    if any(_is_tnef(a) for a in attachments):
+        attachments, text_body, html_body = _expand_tnef(attachments, text_body, html_body, defects)
 
     _collect_defects(root, defects)
     return ParsedMessage(
@@ -816,7 +951,7 @@ def _parse(raw: bytes, data: bytes) -> ParsedMessage:
 
 def _attachment(leaf: _Leaf, filename: str, referenced: set[str], defects: list[str]) -> Attachment:
     part, ctype = leaf.part, leaf.ctype
-    cid_raw = _first(_raw_headers(part), "content-id")
+    cid_raw = _first(leaf.mime.headers, "content-id")
     content_id = _UNFOLD.sub("", _unescape_8bit(cid_raw)).strip().strip("<>").strip() if cid_raw else None
     if ctype == "message/delivery-status":
         return Attachment(filename or "delivery-status.txt", ctype, _delivery_status_bytes(part))
@@ -831,7 +966,7 @@ def _attachment(leaf: _Leaf, filename: str, referenced: set[str], defects: list[
         elif not filename.lower().endswith(".eml"):
             filename += ".eml"
         return Attachment(filename, "message/rfc822", data)
-    data = _payload_bytes(part, defects)
+    data = _payload_bytes(part, defects, leaf.mime.headers)
     if ctype == "application/octet-stream" and "." in filename:
         ctype = _IMAGE_EXTENSIONS.get(filename.rsplit(".", 1)[1].lower(), ctype)
     inline = bool(content_id) and ctype.startswith("image/") and content_id.lower() in referenced
@@ -840,6 +975,262 @@ def _attachment(leaf: _Leaf, filename: str, referenced: set[str], defects: list[
 
 def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+# --------------------------------------------------------------------------------------------
+# TNEF (winmail.dat): Outlook's "rich text" wrapper around the real attachments and body
+# --------------------------------------------------------------------------------------------
+
+TNEF_SIGNATURE = b"\x78\x9f\x3e\x22"
+_TNEF_TYPES = {"application/ms-tnef", "application/vnd.ms-tnef", "application/x-tnef"}
+MAX_TNEF_OBJECTS = 5000  # a real winmail.dat has about ten objects plus six per attachment
+MAX_TNEF_DEPTH = 3  # Outlook items embedded in Outlook items
+MAX_TNEF_RTF_BYTES = 2 * 1024 * 1024  # compressed RTF body; decompression runs in pure Python
+_TNEF_COPY_BUDGET = 512 * 1024 * 1024  # tnefparse copies the rest of the stream once per object
+_MAPI_FIXED = {0x0002: 2, 0x000B: 2, 0x0003: 4, 0x0004: 4, 0x000A: 4, 0x0005: 8, 0x0006: 8, 0x0007: 8, 0x0014: 8,
+               0x0040: 8, 0x0048: 16, 0x0001: 0}
+_MAPI_VARIABLE = {0x0000, 0x000D, 0x001E, 0x001F, 0x0102}
+_IMESSAGE_SIG = b"\x07\x03\x02\x00\x00\x00\x00\x00\xc0\x00\x00\x00\x00\x00\x00\x46"
+_MIME_TYPES = mimetypes.MimeTypes()  # the built-in table only: the same answer on every machine
+_OFFICE_TYPES = {  # missing from the standard library's built-in table
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "xls": "application/vnd.ms-excel",
+    "doc": "application/msword",
+    "ppt": "application/vnd.ms-powerpoint",
+    "msg": "application/vnd.ms-outlook",
+    "csv": "text/csv",
+    "zip": "application/zip",
+    "7z": "application/x-7z-compressed",
+    "rar": "application/vnd.rar",
+    "heic": "image/heic",
+}
+
+logging.getLogger("tnefparse").setLevel(logging.CRITICAL)  # its findings are recorded as defects here
+
+
+class _TnefRefused(Exception):
+    pass
+
+
+def _u16(data: bytes, offset: int) -> int:
+    return struct.unpack_from("<H", data, offset)[0]
+
+
+def _u32(data: bytes, offset: int) -> int:
+    return struct.unpack_from("<I", data, offset)[0]
+
+
+def _tnef_check(data: bytes, depth: int = 0) -> None:
+    """Walk a TNEF stream the way tnefparse will, refusing what would cost it more than linear time.
+
+    tnefparse trusts the counts in the stream: a property count of four billion makes it loop four
+    billion times, and every object copies the rest of the stream. This walk is linear and bounded;
+    anything it cannot read is left for tnefparse to reject with an ordinary error.
+    """
+    if depth > MAX_TNEF_DEPTH:
+        raise _TnefRefused("nested too deep")
+    offset, objects, copied = 6, 0, 0
+    try:
+        while offset + 12 < len(data):
+            remaining = len(data) - offset
+            length = min(remaining, _u32(data, offset + 5) + 11)
+            objects += 1
+            copied += remaining
+            if objects > MAX_TNEF_OBJECTS or copied > _TNEF_COPY_BUDGET:
+                raise _TnefRefused("too many objects")
+            name = _u16(data, offset + 1)
+            body = data[offset + 9 : offset + length - 2]
+            if name in (0x9003, 0x9005):  # MAPI properties of the message or of an attachment
+                _mapi_check(body, 0, depth)
+            elif name == 0x9004:  # recipient table: rows of MAPI properties
+                rows, position = _u32(body, 0), 4
+                for _ in range(min(rows, len(body) // 4 + 1)):
+                    if position + 4 > len(body):
+                        break
+                    position = _mapi_check(body, position, depth)
+            offset += length
+    except struct.error:
+        return
+
+
+def _mapi_check(data: bytes, offset: int, depth: int) -> int:
+    size = len(data)
+    count = _u32(data, offset)
+    offset += 4
+    if count > (size - offset) // 4 + 1:
+        raise _TnefRefused("property count larger than the data")
+    for _ in range(count):
+        if offset >= size:
+            break
+        kind, name = _u16(data, offset), _u16(data, offset + 2)
+        offset += 4
+        if name >= 0x8000:  # named property: GUID, then an id or a name
+            offset += 16
+            named = _u32(data, offset)
+            offset += 4
+            if named == 0:
+                offset += 4
+            else:
+                length = _u32(data, offset)
+                offset += 4 + length + (-length % 4)
+        values = None
+        if kind & 0x1000:
+            kind ^= 0x1000
+            values = _u32(data, offset)
+            offset += 4
+            if values > (size - offset) // 2 + 1:
+                raise _TnefRefused("value count larger than the data")
+        if kind in _MAPI_FIXED:
+            offset += _MAPI_FIXED[kind] * (values or 1)
+            if (values or 1) % 2 and kind in (0x0002, 0x000B):
+                offset += 2
+            continue
+        if kind not in _MAPI_VARIABLE:
+            return size  # tnefparse stops reading this block here too
+        for _ in range(values or 1):
+            items = 1 if values else _u32(data, offset)
+            if not values:
+                offset += 4
+            if items > (size - offset) // 4 + 1:
+                raise _TnefRefused("item count larger than the data")
+            for _ in range(items):
+                length = _u32(data, offset)
+                offset += 4
+                item = data[offset : offset + length]
+                if name == 0x3701 and item.startswith(_IMESSAGE_SIG):  # an embedded Outlook item
+                    _tnef_check(item[len(_IMESSAGE_SIG) :], depth + 1)
+                offset += length + (-length % 4)
+    return offset
+
+
+def _is_tnef(attachment: Attachment) -> bool:
+    if attachment.content_type in _TNEF_TYPES:
+        return True
+    name = attachment.filename.lower()
+    return name == "winmail.dat" or (name.endswith(".dat") and attachment.data[:4] == TNEF_SIGNATURE)
+
+
+def _text_of(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return decode_bytes(bytes(value).rstrip(b"\x00"), None)[0]
+    return ""
+
+
+def _mapi_value(attrs: list[Any], code: int) -> Any:
+    for attr in attrs:
+        if attr.name == code:
+            try:
+                return attr.data
+            except Exception:
+                return None
+    return None
+
+
+def _tnef_rtf_text(tnef: Any, defects: list[str]) -> str:
+    compressed = getattr(tnef, "_rtfbody", None)
+    if not compressed:
+        return ""
+    if len(compressed) > MAX_TNEF_RTF_BYTES:
+        defects.append("tnef-rtf-body-too-large")
+        return ""
+    try:
+        from compressed_rtf import decompress
+        from striprtf.striprtf import rtf_to_text
+
+        rtf = decompress(bytes(compressed) + b"\x00")
+        return rtf_to_text(rtf.decode("cp1252", "replace"), errors="replace")
+    except Exception:
+        defects.append("tnef-rtf-body-unreadable")
+        return ""
+
+
+def _guess_type(name: str) -> str:
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return _OFFICE_TYPES.get(extension) or _MIME_TYPES.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+def _unpack_tnef(data: bytes, defects: list[str], want_body: bool) -> tuple[list[Attachment], str, str] | None:
+    """The files and body inside a TNEF stream: (attachments, html body, text body); None if unreadable.
+
+    The body is read only when ``want_body`` (the mail has none of its own): Outlook's RTF body is
+    compressed and its decompressor is pure Python. A stream with nothing in it counts as unreadable,
+    so its bytes stay attached: nothing is dropped that might hold something we do not understand.
+    """
+    if data[:4] != TNEF_SIGNATURE:
+        defects.append("tnef-unreadable:signature")
+        return None
+    try:
+        _tnef_check(data)
+        from tnefparse.tnef import TNEF
+
+        tnef = TNEF(data, do_checksum=False)
+    except _TnefRefused as exc:
+        defects.append(f"tnef-refused:{exc}")
+        return None
+    except RecursionError:
+        defects.append("tnef-refused:nested too deep")
+        return None
+    except Exception as exc:
+        defects.append(f"tnef-unreadable:{type(exc).__name__}")
+        return None
+    files: list[Attachment] = []
+    for index, item in enumerate(tnef.attachments, start=1):
+        attrs = getattr(item, "mapi_attrs", [])
+        name = _text_of(_mapi_value(attrs, 0x3707)) or _text_of(getattr(item, "_name", b""))
+        name = name.replace("\x00", "").strip() or f"winmail-{index}.bin"
+        ctype = _text_of(_mapi_value(attrs, 0x370E)).strip().lower()
+        if ctype.count("/") != 1:
+            ctype = _guess_type(name)
+        cid = _text_of(_mapi_value(attrs, 0x3712)).strip().strip("<>") or None
+        body = item.data if isinstance(item.data, (bytes, bytearray)) else b""
+        files.append(Attachment(name, ctype, bytes(body), content_id=cid))
+    if not files and not tnef.has_body():
+        defects.append("tnef-unreadable:empty")
+        return None
+    html = text = ""
+    if want_body:
+        html = _text_of(tnef.htmlbody) if tnef.htmlbody else ""
+        text = _text_of(tnef.body) if tnef.body else ""
+        if not html.strip() and not text.strip():
+            text = _tnef_rtf_text(tnef, defects)
+    defects.append("tnef-unpacked")
+    return files, html, text
+
+
+def _expand_tnef(
+    attachments: list[Attachment], text_body: str | None, html_body: str | None, defects: list[str]
+) -> tuple[list[Attachment], str | None, str | None]:
+    """Replace each winmail.dat by the files inside it; its body stands in when the mail has none.
+
+    A TNEF stream that cannot be read stays attached as it came, and the defect says why.
+    """
+    result: list[Attachment] = []
+    tnef_html, tnef_text = "", ""
+    want_body = not _visible_body(text_body, html_body)
+    for attachment in attachments:
+        unpacked = _unpack_tnef(attachment.data, defects, want_body) if _is_tnef(attachment) else None
+        if unpacked is None:
+            result.append(attachment)
+            continue
+        files, html, text = unpacked
+        result.extend(files)
+        tnef_html, tnef_text = tnef_html or html, tnef_text or text
+    if want_body and (tnef_html.strip() or tnef_text.strip()):
+        text_body, html_body = (tnef_text or None), (tnef_html or None)
+        defects.append("body-from-tnef")
+    if html_body:
+        referenced = {unquote(ref).strip("<>").lower() for ref in _CID_REF.findall(html_body)}
+        result = [
+            Attachment(a.filename, a.content_type, a.data, True, a.content_id)
+            if a.content_id and a.content_type.startswith("image/") and a.content_id.lower() in referenced
+            else a
+            for a in result
+        ]
+    return result, text_body, html_body
 
 
 # --------------------------------------------------------------------------------------------
@@ -874,6 +1265,16 @@ def _strip_invisible_html(html: str) -> str:
         close = lower.find(">", end)
         pos = len(html) if close < 0 else close + 1
     return "".join(out)
+
+
+def _visible_body(text_body: str | None, html_body: str | None) -> bool:
+    if text_body and _VISIBLE.search(text_body):
+        return True
+    if html_body:
+        text = _TAG.sub(" ", _strip_invisible_html(html_body))
+        if _VISIBLE.search(_ENTITY_SPACE.sub(" ", text)):
+            return True
+    return False
 
 
 def body_present(msg: ParsedMessage) -> bool:

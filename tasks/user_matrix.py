@@ -87,7 +87,8 @@ def current_matrix(
 
 def lookup(matrix: pd.DataFrame, senders: Iterable[str | None]) -> pd.DataFrame:
     """Join senders against the matrix in one go: columns sender, sender_known, requester_id."""
-    wanted = pd.DataFrame({"sender": [(s or "").strip().lower() for s in senders]})
+    wanted = pd.DataFrame({"sender": pd.Series([(s or "").strip().lower() for s in senders], dtype=object)})
+    matrix = matrix.astype({"email": object, "user_id": object})
     joined = wanted.merge(
         matrix[["email", "user_id"]].rename(columns={"email": "sender", "user_id": "requester_id"}),
         on="sender",

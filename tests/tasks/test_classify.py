@@ -276,3 +276,168 @@ def test_auto_reply_wins_over_reply() -> None:
 
 def test_missing_sender_and_subject_do_not_break_classification() -> None:
     assert classify(message("", sender=None)).kind == "new"
+
+
+# -- the issue's list, language by language (issue 4) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("subject", "kind", "prefix"),
+    [
+        # Spanish
+        ("RE: Falla en nómina", "reply", "RE"),
+        ("RV: Falla en nómina", "forward", "RV"),
+        ("Rta: Falla en nómina", "reply", "RTA"),
+        ("RPTA: Falla en nómina", "reply", "RPTA"),
+        ("Resp: Falla en nómina", "reply", "RESP"),
+        ("ENC: Falla en nómina", "forward", "ENC"),
+        # English
+        ("Re: Payroll", "reply", "RE"),
+        ("FW: Payroll", "forward", "FW"),
+        ("Fwd: Payroll", "forward", "FWD"),
+        # Portuguese
+        ("RES: Folha de pagamento", "reply", "RES"),
+        ("ENC: Folha de pagamento", "forward", "ENC"),
+        # French
+        ("RE : Paie", "reply", "RE"),
+        ("TR : Paie", "forward", "TR"),
+        # German
+        ("AW: Gehaltsabrechnung", "reply", "AW"),
+        ("WG: Gehaltsabrechnung", "forward", "WG"),
+        ("Antw: Gehaltsabrechnung", "reply", "ANTW"),
+        # Italian
+        ("R: Busta paga", "reply", "R"),
+        ("RIF: Busta paga", "reply", "RIF"),
+        ("I: Busta paga", "forward", "I"),
+        # Dutch
+        ("Antw: Salaris", "reply", "ANTW"),
+        ("Doorst: Salaris", "forward", "DOORST"),
+        # Nordic: Swedish, Danish, Norwegian, Finnish, Icelandic
+        ("SV: Lön", "reply", "SV"),
+        ("VB: Lön", "forward", "VB"),
+        ("Vs: Løn", "reply", "VS"),
+        ("VL: Palkka", "forward", "VL"),
+        ("FS: Laun", "forward", "FS"),
+    ],
+)
+def test_each_language_of_the_issue_has_its_reply_and_forward_prefixes(subject: str, kind: str, prefix: str) -> None:
+    result = classify(message(subject))
+    assert result.kind == kind
+    assert f"subject-prefix:{prefix}" in result.signals
+
+
+@pytest.mark.parametrize(
+    ("subject", "prefixes"),
+    [
+        ("Re[2]: Error VPN", ["RE"]),
+        ("RE[3]: RV: Error VPN", ["RE", "RV"]),
+        ("[EXT] RE: Error VPN", ["RE"]),
+        ("[EXTERNAL] [SPAM] Fwd: Error VPN", ["FWD"]),
+        ("[Externo] RV: RE: Error VPN", ["RV", "RE"]),
+        ("EXTERNAL: RE: Error VPN", ["RE"]),
+        ("*EXTERNAL* RE: Error VPN", ["RE"]),
+        ("(EXT) AW: WG: Fehler", ["AW", "WG"]),
+        ("RE:RE:RE: Error VPN", ["RE", "RE", "RE"]),
+        ("Re(2): Error VPN", ["RE"]),
+        ("Ｒｅ： Error VPN", []),  # full-width letters are not a prefix any client writes
+    ],
+)
+def test_counted_bracketed_and_repeated_prefixes_are_all_read(subject: str, prefixes: list[str]) -> None:
+    assert subject_prefixes(subject) == prefixes
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        # Spanish
+        "Respuesta automática: Falla en nómina",
+        "Respuesta automática de ausencia: Falla en nómina",
+        "Fuera de la oficina: Falla en nómina",
+        "Fuera de oficina",
+        "Ausente: Falla en nómina",
+        "Estoy fuera de la oficina",
+        # English
+        "Automatic reply: Payroll",
+        "Auto-Reply: Payroll",
+        "AutoReply: Payroll",
+        "Out of Office AutoReply: Payroll",
+        "Out of Office: Payroll",
+        "I am out of the office",
+        "On vacation - back on Monday",
+        # Portuguese
+        "Resposta automática: Folha",
+        "Ausente do escritório",
+        # French
+        "Réponse automatique : Paie",
+        "Réponse automatique d'absence du bureau",
+        "Absent du bureau",
+        # German
+        "Abwesenheitsnotiz: Gehalt",
+        "Automatische Antwort: Gehalt",
+        "Abwesend: Gehalt",
+        # Italian
+        "Risposta automatica: Busta paga",
+        "Fuori ufficio: Busta paga",
+        # Dutch
+        "Automatisch antwoord: Salaris",
+        "Afwezig: Salaris",
+        "Niet op kantoor",
+        # Nordic
+        "Autosvar: Lön",
+        "Automatiskt svar: Lön",
+        "Fravær: Løn",
+        "Frånvaro: Lön",
+        "Automaattinen vastaus: Palkka",
+        "Sjálfvirkt svar: Laun",
+        # Lotus Notes / Domino
+        "AUTO: Ana Pérez is out of the office (returning 02/04/2024)",
+        "AUTO: Ana Pérez está fuera de la oficina (regreso el 02/04/2024)",
+        # behind a gateway tag
+        "[EXT] Respuesta automática: Falla en nómina",
+    ],
+)
+def test_out_of_office_subjects_of_the_issue_are_auto_replies(subject: str) -> None:
+    result = classify(message(subject))
+    assert result.kind == "auto_reply", result.signals
+    assert "subject:out-of-office" in result.signals
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Auto: el carro de la empresa no enciende",
+        "Ausentismo del personal: reporte",
+        "Absences report for March",
+        "Respuesta automática de Outlook no funciona",
+        "Vacaciones de Juan: aprobar",
+        "Ref: contrato 4432 mal facturado",
+    ],
+)
+def test_requests_about_these_topics_are_still_new(subject: str) -> None:
+    assert classify(message(subject)).kind == "new", classify(message(subject)).signals
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Undeliverable: Falla en nómina",
+        "No se puede entregar: Falla en nómina",
+        "Delivery Status Notification (Failure)",
+        "Delivery Status Notification (Delay)",
+        "Undelivered Mail Returned to Sender",
+        "failure notice",
+        "Mail delivery failed: returning message to sender",
+        "Returned mail: see transcript for details",
+        "Notificación de estado de entrega (error)",
+        "Mensaje no entregado: Falla",
+        "Não é possível entregar: Folha",
+        "Non remis : Paie",
+        "Unzustellbar: Gehalt",
+        "Non recapitabile: Busta paga",
+        "Onbestelbaar: Salaris",
+    ],
+)
+def test_delivery_failure_subjects_are_bounces_even_without_dsn_headers(subject: str) -> None:
+    result = classify(message(subject))
+    assert result.kind == "bounce", result.signals
+    assert "subject:delivery-failure" in result.signals

@@ -171,3 +171,52 @@ def test_five_megabyte_single_line_html_is_linear() -> None:
     elapsed = time.perf_counter() - start
     assert text.startswith("palabra negrita y un enlace (https://x.co/p).")
     assert elapsed < 30, f"took {elapsed:.1f} s"
+
+
+# -- tables, abuse and threads (issue 4) ------------------------------------------------------
+
+
+def test_outlook_table_cells_with_mso_paragraphs_stay_on_the_row_line() -> None:
+    html = (
+        '<table class="MsoTableGrid"><tr><td><p class="MsoNormal"><b>Usuario<o:p></o:p></b></p></td>'
+        '<td><p class="MsoNormal">Sede<o:p></o:p></p></td></tr>'
+        '<tr><td><p class="MsoNormal">lmoreno<o:p></o:p></p></td><td><p class="MsoNormal">Cali<o:p></o:p></p></td></tr>'
+        "</table><p>Fin</p>"
+    )
+    assert html_to_text(html) == "Usuario | Sede\nlmoreno | Cali\n\nFin"
+
+
+def test_layout_table_cells_with_several_paragraphs_keep_their_lines() -> None:
+    html = (
+        "<table><tr><td><p>Hola,</p><p>La VPN no conecta.</p><p>Gracias</p></td>"
+        "<td><img src='https://x.co/logo.png' alt='Logo'></td></tr></table>"
+    )
+    assert html_to_text(html) == "Hola,\n\nLa VPN no conecta.\n\nGracias\n\nLogo"
+
+
+def test_cell_with_a_nested_table_is_layout() -> None:
+    html = "<table><tr><td><table><tr><td>a</td><td>b</td></tr><tr><td>c</td><td>d</td></tr></table></td></tr></table>"
+    assert html_to_text(html) == "a | b\nc | d"
+
+
+def test_nesting_beyond_the_parser_limit_keeps_text_but_not_comments_or_scripts() -> None:
+    html = "<div>" * 3000 + "<!-- [if mso]>oculto<![endif] --><script>x()</script>hondo <b>y</b> más" + "</div>" * 3000
+    assert html_to_text(html) == "hondo y más"
+
+
+def test_xml_declaration_meta_charset_and_lone_surrogates_do_not_break_parsing() -> None:
+    html = (
+        '<?xml version="1.0" encoding="iso-8859-1"?>'
+        '<html><head><meta charset="iso-8859-1"></head><body>año</body></html>'
+    )
+    assert html_to_text(html) == "año"
+    assert html_to_text("<p>a\ud800b</p>") == "ab"
+
+
+def test_conversion_is_safe_from_several_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    docs = [f"<p>documento {i}</p><ul><li>uno</li><li>dos {i}</li></ul>" for i in range(200)]
+    expected = [html_to_text(doc) for doc in docs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(html_to_text, docs)) == expected

@@ -142,7 +142,7 @@ def test_malformed_encoded_words_never_raise() -> None:
     assert decode_header_value("=?x-nada?Q?caf=E9?= ok") == "café ok"
     assert decode_header_value("=?utf-8?B?w6HDqcOt?==?utf-8?Q?_y_m=C3=A1s?=") == "áéí y más"
     assert decode_header_value("=?utf-8?B?####?= resto") == " resto"
-    assert decode_header_value("=?utf-8?Q?sin_cierre") == "=?utf-8?Q?sin_cierre"
+    assert decode_header_value("=?utf-8?Q?sin_cierre") == "sin cierre"  # cut off by a gateway: decoded anyway
     msg = parse_message(b"From: a@b.co\nSubject: =?iso-8859-1?B?SW5mb3JtYWNp8w?=\n\nx")
     assert msg.subject == "Informació"
 
@@ -355,3 +355,191 @@ def test_parse_returns_a_message_or_raises_unparseable_and_later_stages_never_ra
     body_present(msg)
     draft = build_request_draft(msg, requester_id=None, received_at=datetime.now(UTC))
     assert len(draft.title) <= 80
+
+
+# -- RFC 2231 and RFC 2047 in MIME parameters (issue 4) ---------------------------------------
+
+
+def _named(disposition: bytes, ctype: bytes = b"application/pdf") -> tuple[str, list[str]]:
+    part = b"Content-Type: " + ctype + b"\n" + disposition + b"\n\nDATA"
+    msg = parse_message(_multipart([b"Content-Type: text/plain\n\nAdjunto.", part]))
+    (attachment,) = msg.attachments
+    return attachment.filename, msg.defects
+
+
+@pytest.mark.parametrize(
+    ("disposition", "name", "defect"),
+    [
+        (b"Content-Disposition: attachment; filename*=UTF-8''informe%20de%20auditor%C3%ADa.pdf",
+         "informe de auditoría.pdf", None),
+        (b"Content-Disposition: attachment;\n filename*0*=UTF-8''Acta%20de%20reuni%C3%B3n%20;\n"
+         b" filename*1*=del%20comit%C3%A9.docx", "Acta de reunión del comité.docx", None),
+        (b"Content-Disposition: attachment;\n filename*1=\"ventas.xlsx\";\n filename*0=\"Informe de \"",
+         "Informe de ventas.xlsx", None),  # out of order
+        (b"Content-Disposition: attachment;\n filename*0*=iso-8859-1''Cotizaci%F3n%20;\n filename*1=\"final.pdf\"",
+         "Cotización final.pdf", None),
+        (b"Content-Disposition: attachment; filename*=utf-8'es-co'n%C3%B3mina.pdf", "nómina.pdf", None),
+        (b"Content-Disposition: attachment; filename*=\"utf-8''n%C3%B3mina.pdf\"", "nómina.pdf", None),
+        (b"Content-Disposition: attachment; filename=\"viejo.pdf\"; filename*=utf-8''n%C3%B3mina.pdf",
+         "nómina.pdf", None),  # the extended value wins (RFC 2231)
+        (b"Content-Disposition: attachment; filename*=x-desconocido''caf%E9.pdf", "café.pdf",
+         "rfc2231-charset-unknown:x-desconocido->cp1252"),
+        (b"Content-Disposition: attachment; filename*=utf-8''caf%E9.pdf", "café.pdf",
+         "rfc2231-charset-invalid:utf-8->cp1252"),
+        (b"Content-Disposition: attachment; filename*=caf%C3%A9.pdf", "café.pdf", "rfc2231-no-charset"),
+        (b"Content-Disposition: attachment; filename*=utf-8''caf%ZZ%C3%A9.pdf", "caf%ZZé.pdf", "rfc2231-bad-percent"),
+        (b"Content-Disposition: attachment;\n filename*0*=utf-8''uno%20;\n filename*2*=tres.pdf", "uno tres.pdf",
+         "rfc2231-continuation-gap"),
+        (b"Content-Disposition: attachment; filename=\"=?utf-8?B?w7FhbmR1LnBkZg==?=\"", "ñandu.pdf", None),
+        ("Content-Disposition: attachment; filename=\"señal.pdf\"".encode(), "señal.pdf", None),
+        ("Content-Disposition: attachment; filename=\"señal.pdf\"".encode("latin-1"), "señal.pdf", None),
+        (b"Content-Disposition: attachment; filename=\"sin cierre.pdf", "sin cierre.pdf", None),
+        (b"Content-Disposition: attachment; filename=\"a;b.pdf\"", "a;b.pdf", None),
+        (b"Content-Disposition: attachment; filename=\"x.pdf\" basura; ;; =\"\"", "x.pdf", None),
+        (b"Content-Disposition: attachment; filename=\"C:\\Users\\ana\\informe.pdf\"", "C:\\Users\\ana\\informe.pdf",
+         None),  # Outlook's unescaped Windows path: the backslashes are not escapes
+        (b"Content-Disposition: attachment; filename=\"comillas \\\"dobles\\\".pdf\"", 'comillas "dobles".pdf', None),
+    ],
+)
+def test_rfc2231_and_malformed_file_names_are_read(disposition: bytes, name: str, defect: str | None) -> None:
+    got, defects = _named(disposition)
+    assert got == name
+    if defect:
+        assert defect in defects
+
+
+def test_content_type_name_is_used_when_the_disposition_has_none() -> None:
+    assert _named(b"Content-Disposition: attachment", b"application/pdf; name*=utf-8''n%C3%B3mina.pdf")[0] == (
+        "nómina.pdf"
+    )
+
+
+def test_content_type_with_junk_never_breaks_the_part() -> None:
+    raw = mail(b"hola\n", HEAD + b"Content-Type: text/plain; charset=\"utf-8\" ; ;;;= ; boundary\n")
+    assert parse_message(raw).text_body.strip() == "hola"
+    raw = mail(b"hola\n", HEAD + b"Content-Type: text/; charset=utf-8\n")
+    msg = parse_message(raw)
+    assert msg.text_body.strip() == "hola" and "bad-content-type" in msg.defects
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ("=?utf-8?Q?=C2=BFQu=C3=A9_pasa??=", "¿Qué pasa?"),  # a bare '?' inside a Q word
+        ("=?utf-8?Q?Solicitud de acceso?=", "Solicitud de acceso"),  # unencoded blanks inside
+        ("=?utf-8?B?w6FyYm9s", "árbol"),  # cut off before '?='
+        ("Re: =?utf-8?Q?caf=C3=A9", "Re: café"),
+        ("=?utf-8?q?abc =?utf-8?q?d=C3=A9f?=", "=?utf-8?q?abc déf"),  # a broken word does not swallow the next
+        ("=?UTF-8?B?SW5mb3JtYWNp?= =?UTF-8?B?w7Nu?=", "Información"),
+        ("=?UTF-8?B?ZGUgaGlzdG9yaWFzIGNsw61uaWNhcw==?=", "de historias clínicas"),  # padding before '?='
+        ("a =?iso-8859-1?q?se=F1al?= b", "a señal b"),
+        ("=?windows-1252?Q?=93cita=94?=", "“cita”"),
+        ("=?utf-8*es?Q?ni=C3=B1o?=", "niño"),  # RFC 2231 language in an encoded word
+        ("texto = normal ?= raro", "texto = normal ?= raro"),
+        ("x =?utf-8?B?", "x =?utf-8?B?"),
+    ],
+)
+def test_malformed_rfc2047_words_decode_as_well_as_they_can(raw: str, text: str) -> None:
+    assert decode_header_value(raw) == text
+
+
+# -- TNEF (winmail.dat) --------------------------------------------------------------------------
+
+import struct  # noqa: E402
+
+
+def _tnef_attr(level: int, attr_id: int, data: bytes) -> bytes:
+    return struct.pack("<BII", level, attr_id, len(data)) + data + struct.pack("<H", sum(data) & 0xFFFF)
+
+
+def _mapi(props: list[tuple[int, int, bytes]]) -> bytes:
+    out = struct.pack("<I", len(props))
+    for kind, prop_id, value in props:
+        out += struct.pack("<HHII", kind, prop_id, 1, len(value)) + value + b"\x00" * (-len(value) % 4)
+    return out
+
+
+def _tnef(files: list[tuple[str, bytes]], html: bytes | None = None) -> bytes:
+    out = struct.pack("<IH", 0x223E9F78, 1)
+    out += _tnef_attr(1, 0x00089006, struct.pack("<I", 0x00010000))
+    out += _tnef_attr(1, 0x00069007, struct.pack("<II", 1252, 0))
+    if html is not None:
+        out += _tnef_attr(1, 0x00069003, _mapi([(0x0102, 0x1013, html)]))
+    for name, data in files:
+        out += _tnef_attr(2, 0x00069002, b"\x00" * 14)
+        out += _tnef_attr(2, 0x00018010, b"SHORT~1.BIN\x00")
+        out += _tnef_attr(2, 0x0006800F, data)
+        out += _tnef_attr(2, 0x00069005, _mapi([(0x001F, 0x3707, name.encode("utf-16-le") + b"\x00\x00")]))
+    return out
+
+
+def _with_winmail(data: bytes, body: bytes | None = b"Content-Type: text/plain\n\nVer adjuntos.") -> bytes:
+    winmail = (
+        b"Content-Type: application/ms-tnef; name=\"winmail.dat\"\nContent-Transfer-Encoding: base64\n"
+        b"Content-Disposition: attachment; filename=\"winmail.dat\"\n\n" + base64.encodebytes(data)
+    )
+    return _multipart(([body] if body else []) + [winmail])
+
+
+def test_winmail_dat_is_unpacked_into_its_files() -> None:
+    msg = parse_message(_with_winmail(_tnef([("Cotización 2024.xlsx", b"PK\x03\x04xlsx"), ("acta.pdf", b"%PDF-1")])))
+    assert [(a.filename, a.content_type, a.data) for a in msg.attachments] == [
+        ("Cotización 2024.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+         b"PK\x03\x04xlsx"),
+        ("acta.pdf", "application/pdf", b"%PDF-1"),
+    ]
+    assert msg.text_body.strip() == "Ver adjuntos."
+    assert "tnef-unpacked" in msg.defects
+
+
+def test_winmail_dat_body_is_used_only_when_the_mail_has_none() -> None:
+    html = b"<p>Cuerpo dentro de winmail.dat</p>"
+    alone = parse_message(_with_winmail(_tnef([], html=html), body=None))
+    assert alone.html_body == html.decode() and "body-from-tnef" in alone.defects
+    assert body_present(alone)
+    both = parse_message(_with_winmail(_tnef([], html=html)))
+    assert both.html_body is None and both.text_body.strip() == "Ver adjuntos."
+
+
+def test_unreadable_winmail_dat_is_kept_whole_with_a_defect() -> None:
+    junk = b"\x78\x9f\x3e\x22" + b"\x01\x00" + b"\xff" * 30
+    msg = parse_message(_with_winmail(junk))
+    assert [(a.filename, a.data) for a in msg.attachments] == [("winmail.dat", junk)]
+    assert any(d.startswith(("tnef-unreadable", "tnef-refused")) for d in msg.defects)
+    not_tnef = parse_message(_with_winmail(b"no soy tnef"))
+    assert [a.filename for a in not_tnef.attachments] == ["winmail.dat"]
+    assert "tnef-unreadable:signature" in not_tnef.defects
+
+
+def test_tnef_counts_that_would_loop_billions_of_times_are_refused_at_once() -> None:
+    import time
+
+    bomb = struct.pack("<IH", 0x223E9F78, 1) + _tnef_attr(1, 0x00069003, struct.pack("<I", 0xFFFFFFFF) + b"\x00" * 8)
+    multi = struct.pack("<IH", 0x223E9F78, 1) + _tnef_attr(
+        1, 0x00069003, struct.pack("<IHHI", 1, 0x1002, 0x0001, 0xFFFFFFF0) + b"\x00" * 8
+    )
+    for data in (bomb, multi):
+        started = time.perf_counter()
+        msg = parse_message(_with_winmail(data))
+        assert time.perf_counter() - started < 1
+        assert [a.filename for a in msg.attachments] == ["winmail.dat"]
+        assert any(d.startswith("tnef-refused") for d in msg.defects)
+
+
+def test_many_tnef_objects_stay_linear() -> None:
+    import time
+
+    many = struct.pack("<IH", 0x223E9F78, 1) + b"".join(_tnef_attr(1, 0x00078008, b"x") for _ in range(60000))
+    started = time.perf_counter()
+    msg = parse_message(_with_winmail(many))
+    assert time.perf_counter() - started < 2
+    assert "tnef-refused:too many objects" in msg.defects
+
+
+def test_attached_message_is_written_back_without_refolding() -> None:
+    long_subject = b"Subject: " + b"palabra " * 30 + b"\n"
+    inner = b"From: banco@x.co\n" + long_subject + b"\nTexto del banco\n"
+    parts = [b"Content-Type: text/plain\n\nMiren.", b"Content-Type: message/rfc822\n\n" + inner]
+    msg = parse_message(_multipart(parts))
+    (eml,) = msg.attachments
+    assert (b"palabra " * 29 + b"palabra") in eml.data
