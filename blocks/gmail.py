@@ -506,6 +506,17 @@ class GmailMailbox(Block):
                 tolerate=(404,),
             )
 
+    # -- sending (R12 acknowledgements for Gmail mailboxes) --------------------------------------
+    def send(self, message_bytes: bytes, from_address: str, to_addresses: Sequence[str]) -> None:
+        """Send a ready RFC 5322 message as the mailbox through ``messages.send`` with ``raw`` in the
+        body (the media upload form would bypass ``api_endpoint``). Gmail takes the envelope from the
+        message's own headers; the arguments mirror the SMTP sender's for one interface."""
+        raw = base64.urlsafe_b64encode(message_bytes).decode("ascii")
+        self._execute(
+            self._service().users().messages().send(userId="me", body={"raw": raw}, fields="id"),
+            f"sending a message to {', '.join(to_addresses)}",
+        )
+
     # -- expiry --------------------------------------------------------------------------------
     def expiry_warnings(self, today: date) -> list[str]:
         """A warning when the key or token expires within ``expiry_warning_days`` (or already did)."""

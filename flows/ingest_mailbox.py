@@ -20,7 +20,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks.ledger import Ledger
-from mailservice.runtime import build_runtime
+from mailservice.runtime import ack_context, build_runtime
 from tasks import drafts, extract, load, stages, user_matrix, validation
 
 PARALLEL_CHUNKS = 4
@@ -125,6 +125,10 @@ def ingest_mailbox(mailbox: str, day: date | None = None) -> dict:
             refresh_requester=user_matrix.refresher(dataset, runtime.helpdesk.list_users),
             language=box.language,
         )
+        acks = ack_context(box, runtime.source, ledger.engine, from_blocks=runtime.from_blocks)
+        ack_totals = Counter()
+        if acks is not None:
+            ack_totals.update(vars(stages.retry_acknowledgements(acks)))
         chunks = extract.chunked(refs, box.chunk_size)
         for start in range(0, len(chunks), PARALLEL_CHUNKS):
             wave = chunks[start : start + PARALLEL_CHUNKS]
@@ -132,6 +136,7 @@ def ingest_mailbox(mailbox: str, day: date | None = None) -> dict:
             judged = stages.validate_chunk.map(extracted, unmapped(matrix), unmapped(box.address), unmapped(limits))
             cleaned = stages.clean_chunk.map(judged, unmapped(clean_settings))
             loaded = stages.load_chunk.map(unmapped(ctx), cleaned)
+            acked = stages.acknowledge_chunk.map(unmapped(acks), cleaned, loaded) if acks is not None else []
             failure: BaseException | None = None
             for chain in zip(extracted, judged, cleaned, loaded, strict=True):
                 chain[-1].wait()
@@ -141,6 +146,13 @@ def ingest_mailbox(mailbox: str, day: date | None = None) -> dict:
                 # The first stage that failed says why (e.g. the mailbox went away), not "UnfinishedRun".
                 failed = next((f for f in chain if f.state.is_failed()), chain[-1])
                 failure = failure or failed.state.result(raise_on_failure=False)
+            for future in acked:
+                # An acknowledgement problem never fails the run (the requests exist); it is logged.
+                future.wait()
+                if future.state.is_completed():
+                    ack_totals.update(vars(future.result()))
+                else:
+                    logger.warning("acknowledgements of a chunk failed: %s", future.state.message)
             if failure is not None:
                 raise failure if isinstance(failure, BaseException) else RuntimeError(str(failure))
             logger.info("progress: %d of %d chunk(s) done", min(start + PARALLEL_CHUNKS, len(chunks)), len(chunks))
@@ -156,6 +168,8 @@ def ingest_mailbox(mailbox: str, day: date | None = None) -> dict:
         if close is not None:
             close()  # the IMAP connection; Maildir and Gmail hold nothing to close
     summary = summarize(mailbox, window, seen, decisions)
+    if acks is not None:
+        summary["acknowledgements"] = {k: ack_totals[k] for k in ("sent", "failed", "skipped", "retried")}
     if warnings:
         summary["warnings"] = warnings
     ledger.finish_run(run_id, summary, "completed" if not summary["failed"] else "partial")

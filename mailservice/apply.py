@@ -13,7 +13,7 @@ from pathlib import Path
 from blocks.ledger import safe_url
 from blocks.settings import ServiceSettings
 from mailservice.config import MailboxConfig, ServiceConfig
-from mailservice.runtime import SETTINGS_BLOCK, helpdesk_block, mailbox_source
+from mailservice.runtime import SETTINGS_BLOCK, ack_sender, helpdesk_block, mailbox_source, smtp_block_name
 
 HELPDESK_BLOCK = "helpdesk"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +80,10 @@ def apply_config(config: ServiceConfig, config_path: Path, work_pool: str = "mai
         block = mailbox_source(box)  # secrets resolved now and stored as Secret fields (R20)
         block.save(box.name, overwrite=True)
         report.append(f"block {block.get_block_type_slug()}/{box.name}: {box.kind} mailbox {box.address}")
+        if box.notify.mode == "email" and box.notify.transport(box.kind) == "smtp":
+            sender = ack_sender(box, block)
+            sender.save(smtp_block_name(box.name), overwrite=True)
+            report.append(f"block smtp-sender/{smtp_block_name(box.name)}: acknowledgements via {sender.host}")
         deployment_id = source.deploy(
             name=box.name,
             work_pool_name=work_pool,

@@ -89,6 +89,7 @@ class Runtime:
     source: MailboxSource
     helpdesk: HelpdeskApi
     ledger_url: str
+    from_blocks: bool = False
 
     @property
     def data_dir(self) -> Path:
@@ -114,7 +115,7 @@ def runtime_from_blocks(mailbox: str) -> Runtime:
     box = config.mailbox(mailbox)
     source = mailbox_block_class(box.kind).load(mailbox)
     helpdesk = HelpdeskApi.load(settings.helpdesk_block)
-    return Runtime(config, box, source, helpdesk, settings.ledger_url.get_secret_value())
+    return Runtime(config, box, source, helpdesk, settings.ledger_url.get_secret_value(), from_blocks=True)
 
 
 def build_runtime(mailbox: str) -> Runtime:
@@ -126,3 +127,52 @@ def build_runtime(mailbox: str) -> Runtime:
 
 def open_ledger(url: str) -> Ledger:
     return Ledger(url)
+
+
+def smtp_block_name(mailbox: str) -> str:
+    return f"{mailbox}-smtp"
+
+
+def ack_sender(box: MailboxConfig, source: MailboxSource, *, from_blocks: bool = False):
+    """Who sends acknowledgements for ``notify.mode: email``: the SMTP block, or the Gmail mailbox itself."""
+    transport = box.notify.transport(box.kind)
+    if transport == "gmail":
+        return source
+    from blocks.smtp import SmtpSender
+
+    if from_blocks:
+        return SmtpSender.load(smtp_block_name(box.name))
+    return SmtpSender.from_config(box.notify, key=f"mailboxes ({box.name}).notify")
+
+
+def ack_context(box: MailboxConfig, source: MailboxSource, engine, *, from_blocks: bool = False):
+    """Everything the acknowledgement stage needs, or None when the mailbox does not send them."""
+    if box.notify.mode != "email":
+        return None
+    from blocks.ack_store import AckStore
+    from tasks.acknowledge import DEFAULT_TEMPLATE_DIR, AckPolicy
+    from tasks.acknowledgements import AckContext
+
+    notify = box.notify
+    own = {box.address, notify.sender_address(box.address)}
+    if notify.smtp is not None and notify.smtp.username:
+        own.add(notify.smtp.username.lower())
+    return AckContext(
+        mailbox=box.name,
+        mailbox_address=box.address,
+        tz=box.tz,
+        language=notify.language or box.language,
+        from_address=notify.sender_address(box.address),
+        from_name=notify.from_name,
+        message_id_domain=notify.id_domain(box.address),
+        template_dir=notify.template_dir or DEFAULT_TEMPLATE_DIR,
+        link_template=notify.link_template,
+        policy=AckPolicy(
+            mailbox_address=box.address,
+            own_addresses=tuple(sorted(own)),
+            max_per_sender_per_hour=notify.max_per_sender_per_hour,
+            notify_unknown_senders=notify.notify_unknown_senders,
+        ),
+        sender=ack_sender(box, source, from_blocks=from_blocks),
+        store=AckStore(engine),
+    )

@@ -64,6 +64,10 @@ class Decision:
     subject: str
     received_at: str
     request_number: int | None = None
+    request_id: str | None = None
+    # True when this run's create call returned the request (new, or recovered after a crash
+    # between the helpdesk's commit and the ledger): the acknowledgement stage answers those.
+    confirmed_now: bool = False
 
 
 @dataclass
@@ -122,10 +126,12 @@ def load_chunk(
     first: list[Outcome] = []
     to_create: list[tuple[MessageResult, MessageFacts]] = []
 
-    def decide(result: MessageResult, what: str, reason: str | None = None, number: int | None = None) -> None:
+    def decide(result: MessageResult, what: str, reason: str | None = None, number: int | None = None,
+               request_id: str | None = None, confirmed_now: bool = False) -> None:
         outcome.decisions.append(
             Decision(
-                result.key, what, reason, result.sender, result.subject, result.ref.received_at.isoformat(), number
+                result.key, what, reason, result.sender, result.subject, result.ref.received_at.isoformat(), number,
+                request_id, confirmed_now,
             )
         )
 
@@ -235,7 +241,8 @@ def _create(ctx, result, facts, decide, log, to_mark) -> Outcome:
         decide(result, "failed", "helpdesk_unavailable")
         log(f"{result.key}: not created, the helpdesk is unavailable; it stays pending for the next run")
         return Outcome(facts, FAILED, reason="helpdesk_unavailable", detail=str(exc)[:2000])
-    decide(result, "created" if created.created else "already_created", number=created.number)
+    decide(result, "created" if created.created else "already_created", number=created.number,
+           request_id=created.id, confirmed_now=True)
     log(
         f"{result.key}: request #{created.number} "
         + ("created" if created.created else "already existed (recovered after an interrupted run)")

@@ -19,7 +19,7 @@ from prefect.logging import get_run_logger
 
 from blocks.helpdesk import HelpdeskApi
 from blocks.mailbox import MailboxSource
-from tasks import drafts, extract, load, user_matrix, validation
+from tasks import acknowledgements, drafts, extract, load, user_matrix, validation
 from tasks.model import MessageRef
 
 
@@ -115,3 +115,16 @@ def load_chunk(ctx: load.LoadContext, results: Batch) -> load.ChunkOutcome:
     """Safe to retry: the ledger and the helpdesk's external ids make a repeat create nothing twice."""
     logger = get_run_logger()
     return load.load_chunk(ctx, results.items, log=logger.info)
+
+
+@task(name="acknowledge", cache_policy=NO_CACHE)
+def acknowledge_chunk(
+    ctx: acknowledgements.AckContext, results: Batch, loaded: load.ChunkOutcome
+) -> acknowledgements.AckSummary:
+    """R12 mode email. Never fails the run for a send: failures are recorded and retried once."""
+    return acknowledgements.acknowledge_chunk(ctx, results.items, loaded, get_run_logger().info)
+
+
+@task(name="retry-acknowledgements", cache_policy=NO_CACHE)
+def retry_acknowledgements(ctx: acknowledgements.AckContext) -> acknowledgements.AckSummary:
+    return acknowledgements.retry_failed(ctx, get_run_logger().info)

@@ -84,6 +84,7 @@ class FakeGmail:
     access_tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # token → (user, issued by)
     calls: Counter = field(default_factory=Counter)
     faults: deque = field(default_factory=deque)  # (status, reason) for the next API answers
+    sent: dict = field(default_factory=dict)  # user → raw messages sent through messages.send
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(0x18F000000000))
 
     # -- URLs ---------------------------------------------------------------------------------
@@ -291,6 +292,18 @@ class FakeGmail:
                 return 200, labels[label_id]
         if parts == ["messages"] and method == "GET":
             return self._list(mailbox, labels, query)
+        if parts == ["messages", "send"] and method == "POST":
+            data = json.loads(body or b"{}")
+            raw = str(data.get("raw", ""))
+            try:
+                decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+            except ValueError:
+                return _error(400, "invalidArgument", "Invalid raw")
+            if not decoded:
+                return _error(400, "invalidArgument", "a raw RFC 822 message is required")
+            self.sent.setdefault(user, []).append(decoded)
+            sent_id = f"sent{sum(len(v) for v in self.sent.values())}"
+            return 200, {"id": sent_id, "threadId": sent_id, "labelIds": ["SENT"]}
         if len(parts) >= 2 and parts[0] == "messages":
             message = mailbox.get(parts[1])
             if message is None:
@@ -349,6 +362,8 @@ def _endpoint_name(method: str, rest: str, query: dict[str, list[str]]) -> str:
             return "messages.get:" + (query.get("format") or ["full"])[0]
         if parts[2:] == ["modify"]:
             return "messages.modify"
+        if parts[1:] == ["send"]:
+            return "messages.send"
     return f"other:{method} {rest}"
 
 

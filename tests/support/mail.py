@@ -29,7 +29,9 @@ def message(
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(domain="cliente.test")
     for name, value in headers.items():
-        msg[name.replace("_", "-")] = value
+        name = name.replace("_", "-")
+        del msg[name]  # a given Message-ID/Date replaces the generated one
+        msg[name] = value
     msg.set_content(body)
     return msg.as_bytes()
 
