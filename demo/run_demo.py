@@ -21,6 +21,7 @@ CONFIG = ROOT / "demo" / "config.yaml"
 VAR = ROOT / "var" / "demo"
 MAILBOX = "soporte-demo"
 PORT = 8765
+SMTP_PORT = 2525
 BIN = Path(sys.executable).parent
 
 
@@ -48,6 +49,37 @@ def start_helpdesk(env: dict) -> subprocess.Popen:
         time.sleep(0.1)
     server.terminate()
     sys.exit("error: the reference helpdesk did not start within 30 s")
+
+
+class _AckSink:
+    """The demo's SMTP server: keeps the acknowledgements the service sends, sends nothing on."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages.append(envelope.content)
+        return "250 OK"
+
+
+def start_smtp_sink():
+    from aiosmtpd.controller import Controller
+
+    if _port_open(SMTP_PORT):
+        sys.exit(f"error: port {SMTP_PORT} on 127.0.0.1 is taken; the demo's SMTP sink uses it")
+    controller = Controller(_AckSink(), hostname="127.0.0.1", port=SMTP_PORT)
+    controller.start()
+    return controller
+
+
+def show_acknowledgements(sink: _AckSink) -> None:
+    from email import policy
+    from email.parser import BytesParser
+
+    print(f"\nAcknowledgements sent through the local SMTP sink ({len(sink.messages)}):")
+    for raw in sink.messages:
+        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        print(f"  to {msg['To']}: {msg['Subject']}")
 
 
 def show_outcomes() -> None:
@@ -91,6 +123,7 @@ def main() -> int:
     env.setdefault("GX_ANALYTICS_ENABLED", "false")
 
     server = start_helpdesk(env)
+    smtp = start_smtp_sink()
     try:
         print(f"reference helpdesk on http://127.0.0.1:{PORT}; running the ingest flow (Prefect)…", flush=True)
         run = subprocess.run(
@@ -102,10 +135,12 @@ def main() -> int:
         show_outcomes()
         if run.returncode == 0:
             show_requests(env["HELPDESK_TOKEN"])
+        show_acknowledgements(smtp.handler)
         print("\nRun totals (the last line of `mailservice run`):")
         print(json.dumps(json.loads(summary), ensure_ascii=False))
         return run.returncode
     finally:
+        smtp.stop()
         server.terminate()
         try:
             server.wait(timeout=10)
