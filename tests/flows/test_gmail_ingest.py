@@ -194,3 +194,22 @@ def test_user_refresh_token(run_flow, gmail, gmail_config, helpdesk, monkeypatch
     summary = run_flow(config)
     assert summary["created"] == 1 and labelled(gmail, msg_id)
     assert [r["title"] for r in helpdesk.requests()] == ["Con token de usuario"]
+
+
+def test_acknowledgements_go_out_through_the_gmail_api_once(run_flow, gmail, gmail_config):
+    """R12 on a Gmail mailbox without smtp: the answer is messages.send with raw in the body."""
+    from email import policy
+    from email.parser import BytesParser
+
+    gmail.deliver(ADDRESS, message(subject="Sin acceso al ERP", Message_ID="<erp-1@cliente.test>"))
+    gmail.deliver(ADDRESS, message(subject="RE: Sin acceso al ERP", In_Reply_To="<erp-1@cliente.test>"))
+    config = gmail_config(notify={"mode": "email", "from": ADDRESS})
+    summary = run_flow(config)
+    assert summary["created"] == 1 and summary["acknowledgements"]["sent"] == 1
+    [raw] = gmail.sent[ADDRESS]
+    ack = BytesParser(policy=policy.default).parsebytes(raw)
+    assert ack["To"] == "ana.quinonez@cliente.test" and ack["In-Reply-To"] == "<erp-1@cliente.test>"
+    assert ack["Auto-Submitted"] == "auto-replied"
+    assert gmail.calls["messages.send"] == 1
+    run_flow(config)
+    assert gmail.calls["messages.send"] == 1  # never twice
