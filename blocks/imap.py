@@ -415,6 +415,13 @@ class ImapMailbox(Block):
             ) from None
         return conn.app
 
+    def access_token(self) -> str:
+        """A valid XOAUTH2 access token from this mailbox's identity app; lent to the SMTP sender
+        (Office 365's scope covers IMAP and SMTP), so both use one app and one token cache."""
+        if self.client_id is None or self.tenant_id is None:
+            raise ImapLoginRefused(f"{self._where()}: this mailbox has no oauth settings to lend a token from")
+        return self._access_token()
+
     def _access_token(self, fresh: bool = False) -> str:
         """A valid access token: msal's cache (client credentials) or our own (delegated refresh token)."""
         import requests

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 if TYPE_CHECKING:
     from mailservice.notify_config import NotifyConfig, SmtpConfig
@@ -122,6 +122,10 @@ class SmtpSender(Block):
     )
     username: str | None = Field(default=None, description="Login name; empty for a relay that needs no login.")
     password: SecretStr | None = Field(default=None, description="Password for the login (sent only over TLS).")
+    oauth_from_mailbox: bool = Field(
+        default=False, description="XOAUTH2 with the IMAP mailbox's own Microsoft identity app (msal)."
+    )
+    _token_provider: Any = PrivateAttr(default=None)
     oauth_token: SecretStr | None = Field(
         default=None, description="XOAUTH2 access token, used instead of a password (Office 365, Gmail)."
     )
@@ -149,8 +153,8 @@ class SmtpSender(Block):
             raise ValueError("give either a password or an oauth_token, not both")
         if (self.password is not None or self.oauth_token is not None) and not self.username:
             raise ValueError("a password or oauth_token needs a username")
-        if self.username and self.password is None and self.oauth_token is None:
-            raise ValueError("a username needs a password or an oauth_token")
+        if self.username and self.password is None and self.oauth_token is None and not self.oauth_from_mailbox:
+            raise ValueError("a username needs a password, an oauth_token or oauth_from_mailbox")
         return self
 
     @classmethod
@@ -179,6 +183,7 @@ class SmtpSender(Block):
             ),
             helo_name=smtp.helo_name,
             timeout_seconds=smtp.timeout_seconds,
+            oauth_from_mailbox=smtp.oauth_from_mailbox,
         )
 
     # ------------------------------------------------------------------ public API
@@ -244,6 +249,12 @@ class SmtpSender(Block):
             _close(client)
             raise self._error(exc, "connecting and logging in") from None
 
+    def use_token_provider(self, provider) -> SmtpSender:
+        """XOAUTH2 with tokens from the mailbox's own Microsoft identity app (msal), renewed as needed:
+        the same credentials as the IMAP mailbox (Office 365's scope covers IMAP and SMTP)."""
+        self._token_provider = provider
+        return self
+
     def _login(self, client: smtplib.SMTP) -> None:
         """The only place the password or token is unwrapped."""
         if not self.username:
@@ -254,8 +265,10 @@ class SmtpSender(Block):
                 + (" even after TLS" if self.security != "none" else "")
                 + ". Check that this server accepts logins on this port (submission is usually 587)."
             )
-        if self.oauth_token is not None:
-            token = self.oauth_token.get_secret_value()
+        if self.oauth_from_mailbox and self._token_provider is None:
+            raise SmtpAuthError(f"{self.where}: oauth_from_mailbox is set but the mailbox gave no token provider")
+        if self.oauth_token is not None or self._token_provider is not None:
+            token = self._token_provider() if self._token_provider else self.oauth_token.get_secret_value()
             user = self.username
 
             def xoauth2(challenge: bytes | None = None) -> str:

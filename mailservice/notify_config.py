@@ -59,6 +59,9 @@ class SmtpConfig(_Strict):
     password_block: str | None = None
     oauth_token_env: str | None = Field(None, description="Env var holding an XOAUTH2 access token")
     oauth_token_block: str | None = Field(None, description="Prefect Secret block holding an XOAUTH2 access token")
+    oauth_from_mailbox: bool = Field(
+        False, description="XOAUTH2 with the imap mailbox's own oauth (msal) app: the same credentials as reading"
+    )
     helo_name: str | None = Field(None, description="Name sent in EHLO (default: this machine's name)")
     timeout_seconds: float = Field(30, gt=0, le=600)
 
@@ -78,7 +81,7 @@ class SmtpConfig(_Strict):
                 raise ValueError(f"starttls: {str(self.starttls).lower()} contradicts security: {self.security}")
         if self.effective_security == "none" and self.host.lower() not in LOOPBACK_HOSTS:
             raise ValueError("security: none (no TLS) is allowed only for 127.0.0.1/localhost; use starttls or tls")
-        sources = [k for k in _CREDENTIAL_KEYS if getattr(self, k)]
+        sources = [k for k in (*_CREDENTIAL_KEYS, "oauth_from_mailbox") if getattr(self, k)]
         if len(sources) > 1:
             raise ValueError(f"give at most one of {', '.join(_CREDENTIAL_KEYS)} (got {', '.join(sources)})")
         if sources and not self.username:

@@ -141,8 +141,18 @@ def ack_sender(box: MailboxConfig, source: MailboxSource, *, from_blocks: bool =
     from blocks.smtp import SmtpSender
 
     if from_blocks:
-        return SmtpSender.load(smtp_block_name(box.name))
-    return SmtpSender.from_config(box.notify, key=f"mailboxes ({box.name}).notify")
+        sender = SmtpSender.load(smtp_block_name(box.name))
+    else:
+        sender = SmtpSender.from_config(box.notify, key=f"mailboxes ({box.name}).notify")
+    if sender.oauth_from_mailbox:
+        provider = getattr(source, "access_token", None)
+        if provider is None:
+            raise ConfigError(
+                f"mailboxes ({box.name}).notify.smtp.oauth_from_mailbox: only an imap mailbox with oauth can lend "
+                "its tokens; give password_env or oauth_token_env instead"
+            )
+        sender.use_token_provider(provider)
+    return sender
 
 
 def ack_context(box: MailboxConfig, source: MailboxSource, engine, *, from_blocks: bool = False):

@@ -314,3 +314,36 @@ def test_notify_config_defaults_and_rules() -> None:
     for data, message in bad:
         with pytest.raises(ValidationError, match=message):
             NotifyConfig.model_validate(data)
+
+
+def test_xoauth2_with_the_imap_mailbox_token_from_msal(tmp_path, trust_identity):
+    """issue 5 §1: SMTP with the same credentials style as the IMAP mailbox — one msal app, one token."""
+    from pydantic import SecretStr
+
+    from blocks.imap import ImapMailbox
+
+    identity = trust_identity
+    user = "soporte@helppeople.test"
+    app = identity.register_app(user)
+    mailbox = ImapMailbox(
+        host="127.0.0.1", username=user, mailbox_name="soporte", tenant_id=identity.tenant,
+        client_id=app.client_id, client_secret=SecretStr(app.secret), authority_host=identity.authority_host,
+    )
+    token = mailbox.access_token()  # msal caches it: the SMTP login below reuses this very token
+    with smtp_server(tmp_path / "smtp", tokens={user: token}) as server:
+        sender = SmtpSender(
+            host="127.0.0.1", port=server.port, security="starttls", ca_file=str(server.cafile), username=user,
+            oauth_from_mailbox=True,
+        ).use_token_provider(mailbox.access_token)
+        sender.send(b"From: soporte@helppeople.test\r\nTo: ana@cliente.test\r\nSubject: x\r\n\r\nok\r\n",
+                    user, ["ana@cliente.test"])
+        assert server.handler.logins == [("XOAUTH2", user)]
+    assert [r["grant"] for r in identity.token_requests(app.client_id)] == ["client_credentials"]
+
+
+def test_oauth_from_mailbox_without_a_provider_is_a_clear_error(tmp_path):
+    with smtp_server(tmp_path / "smtp") as server:
+        sender = SmtpSender(host="127.0.0.1", port=server.port, security="starttls", ca_file=str(server.cafile),
+                            username="soporte@helppeople.test", oauth_from_mailbox=True)
+        with pytest.raises(SmtpAuthError, match="no token provider"):
+            sender.send(b"Subject: x\r\n\r\nok\r\n", "soporte@helppeople.test", ["a@b.test"])
