@@ -251,7 +251,7 @@ def test_block_settings_are_checked() -> None:
         SmtpSender(host="smtp.cliente.test", username=USER, password=SecretStr("a"), oauth_token=SecretStr("b"))
     with pytest.raises(ValidationError, match="needs a username"):
         SmtpSender(host="smtp.cliente.test", password=SecretStr("a"))
-    with pytest.raises(ValidationError, match="needs a password or an oauth_token"):
+    with pytest.raises(ValidationError, match="needs a password, an oauth_token or oauth_from_mailbox"):
         SmtpSender(host="smtp.cliente.test", username=USER)
     assert SmtpSender(host="smtp.cliente.test").security == "starttls"
 
