@@ -168,3 +168,27 @@ def helpdesk_token(monkeypatch) -> str:
     monkeypatch.setenv("HELPDESK_TOKEN", "test-token")
     return "test-token"
 
+
+@pytest.fixture
+def run_flow(prefect_harness, helpdesk_token):
+    """Run the real ingest flow in process against a config file (Prefect test harness).
+
+    Returns the summary, or the failed state when ``expect_failure``; asserts which one it got.
+    """
+    from flows.ingest_mailbox import ingest_mailbox
+    from mailservice import runtime
+    from mailservice.config import load_config
+
+    def run(config_path: Path, day=None, expect_failure: bool = False, mailbox: str = "soporte"):
+        runtime.use_config(load_config(config_path))
+        try:
+            state = ingest_mailbox(mailbox=mailbox, day=day, return_state=True)
+        finally:
+            runtime.use_config(None)
+        if expect_failure:
+            assert state.is_failed(), state
+            return state
+        assert state.is_completed(), state.message
+        return state.result()
+
+    return run

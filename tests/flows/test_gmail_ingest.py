@@ -16,7 +16,6 @@ import pytest
 
 from blocks import gmail as gmail_module
 from blocks.ledger import Ledger
-from mailservice import runtime
 from mailservice.config import load_config
 from tasks import stages
 from tests.support.gmail_server import run_fake_gmail
@@ -51,25 +50,6 @@ def gmail_config(gmail, make_config, helpdesk, tmp_path):
         return make_config(helpdesk.url, **keys)
 
     return build
-
-
-@pytest.fixture
-def run_flow(prefect_harness, helpdesk_token):
-    from flows.ingest_mailbox import ingest_mailbox
-
-    def run(config_path: Path, day=None, expect_failure: bool = False):
-        runtime.use_config(load_config(config_path))
-        try:
-            state = ingest_mailbox(mailbox="soporte", day=day, return_state=True)
-        finally:
-            runtime.use_config(None)
-        if expect_failure:
-            assert state.is_failed(), state
-            return state
-        assert state.is_completed(), state.message
-        return state.result()
-
-    return run
 
 
 def ledger_rows(config_path: Path) -> list[dict]:

@@ -19,7 +19,6 @@ import yaml
 
 from blocks.imap import ImapMailbox
 from blocks.ledger import Ledger
-from mailservice import runtime
 from mailservice.config import load_config
 from tasks import stages
 from tests.support.imap_fixtures import CLIENT_SECRET_ENV, IMAP_PASSWORD_ENV, append, flags_of
@@ -39,22 +38,9 @@ def fast_retries(monkeypatch):
 
 
 @pytest.fixture
-def run_flow(prefect_harness, helpdesk_token, fast_retries):
-    from flows.ingest_mailbox import ingest_mailbox
-
-    def run(config_path: Path, day=None, expect_failure: bool = False, mailbox: str = "soporte"):
-        runtime.use_config(load_config(config_path))
-        try:
-            state = ingest_mailbox(mailbox=mailbox, day=day, return_state=True)
-        finally:
-            runtime.use_config(None)
-        if expect_failure:
-            assert state.is_failed(), state
-            return state
-        assert state.is_completed(), state.message
-        return state.result()
-
-    return run
+def run_flow(run_flow, fast_retries):
+    """The shared flow runner, with the list/extract retries' delays at zero for IMAP failures."""
+    return run_flow
 
 
 @pytest.fixture

@@ -32,26 +32,6 @@ EXPECTED = json.loads((ROOT / "demo" / "expected.json").read_text(encoding="utf-
 BOGOTA = ZoneInfo("America/Bogota")
 
 
-@pytest.fixture
-def run_flow(prefect_harness, helpdesk_token):
-    """Run the real flow in process against a config file; returns the summary or the failed state."""
-    from flows.ingest_mailbox import ingest_mailbox
-
-    def run(config_path: Path, day=None, expect_failure: bool = False):
-        runtime.use_config(load_config(config_path))
-        try:
-            state = ingest_mailbox(mailbox="soporte", day=day, return_state=True)
-        finally:
-            runtime.use_config(None)
-        if expect_failure:
-            assert state.is_failed(), state
-            return state
-        assert state.is_completed(), state.message
-        return state.result()
-
-    return run
-
-
 def ledger_rows(config_path: Path) -> list[dict]:
     ledger = Ledger(load_config(config_path).ledger)
     try:
