@@ -84,5 +84,6 @@ def clean_chunk(judged: Sequence[Judged], settings: CleanSettings) -> list[Messa
         if not draft.description.strip():
             results.append(MessageResult(outcome="rejected", reason="missing_body", signals=signals, **common))
             continue
-        results.append(MessageResult(outcome="accepted", signals=signals, draft=draft, **common))
+        # The raw bytes ride along so a request the helpdesk refuses can be kept whole for replay (R19).
+        results.append(MessageResult(outcome="accepted", signals=signals, draft=draft, raw=item.raw, **common))
     return results

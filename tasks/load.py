@@ -232,6 +232,8 @@ def _create(ctx, result, facts, decide, log, to_mark) -> Outcome:
         created = _send(ctx, draft, log)
     except HelpdeskRejected as exc:
         reason = exc.code if exc.code == "unknown_sender" else f"helpdesk_{exc.code or exc.status}"
+        if result.raw is not None and reason != "unknown_sender":
+            ctx.ledger.keep_raw(ctx.mailbox, result.key, reason, result.raw)  # replayable once fixed (R19)
         decide(result, "rejected", reason)
         log(f"{result.key}: the helpdesk refused the request ({reason})")
         to_mark.append((result.ref, result.key))
