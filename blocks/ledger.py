@@ -105,6 +105,46 @@ raw_messages = Table(
     UniqueConstraint("mailbox", "message_key", name="uq_mail_raw_mailbox_key"),
 )
 
+# Every replay of a kept raw message (``mailservice quarantine replay``): the raw stays kept, and this
+# says it was replayed, when, and what came of it. A separate table, so existing ledgers need no migration.
+replays = Table(
+    "mail_replays",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("raw_id", Integer, nullable=False, index=True),
+    Column("mailbox", String(100), nullable=False),
+    Column("message_key", String(64), nullable=False),
+    Column("replayed_at", DateTime(timezone=True), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("outcome", String(20), nullable=False),  # created | already_created | rejected | failed | quarantined
+    Column("reason", String(100)),
+    Column("request_number", Integer),
+)
+
+# One row per reconciliation of a mailbox's day (flow reconcile-day): what the mailbox holds against
+# what the ledger knows and what the helpdesk still has. Part of the audit data (R18).
+reconciliations = Table(
+    "mail_reconciliations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("mailbox", String(100), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False),  # ok | discrepancies | failed
+    Column("in_mailbox", Integer, nullable=False, default=0),
+    Column("in_ledger", Integer, nullable=False, default=0),
+    Column("missing", Integer, nullable=False, default=0),
+    Column("unfinished", Integer, nullable=False, default=0),
+    Column("processed", Integer, nullable=False, default=0),
+    Column("gone", Integer, nullable=False, default=0),
+    Column("requests_checked", Integer, nullable=False, default=0),
+    Column("unknown_requests", Integer, nullable=False, default=0),
+    Column("details", JSON),
+    Column("error", Text),
+)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -224,7 +264,102 @@ class Ledger:
                 )
             ).scalar()
 
+    def message_rows_between(
+        self, mailbox: str | None = None, since: date | None = None, until: date | None = None
+    ) -> list[dict]:
+        """Message rows whose (local) day is in [since, until], both inclusive, for the audit."""
+        query = select(messages).order_by(messages.c.mailbox, messages.c.day, messages.c.received_at, messages.c.id)
+        if mailbox:
+            query = query.where(messages.c.mailbox == mailbox)
+        if since:
+            query = query.where(messages.c.day >= since)
+        if until:
+            query = query.where(messages.c.day <= until)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def message_rows_for_keys(self, mailbox: str, keys: Iterable[str]) -> list[dict]:
+        """Full message rows for these message keys (any day)."""
+        keys = list(keys)
+        found: list[dict] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                query = select(messages).where(
+                    messages.c.mailbox == mailbox, messages.c.message_key.in_(keys[start : start + 500])
+                )
+                found += [dict(row._mapping) for row in conn.execute(query)]
+        return found
+
+    def kept_raw_index(self, mailbox: str | None = None, ids: Iterable[int] | None = None) -> list[dict]:
+        """Kept raw messages without their bytes: id, mailbox, message_key, reason, kept_at, size_bytes."""
+        query = select(
+            raw_messages.c.id,
+            raw_messages.c.mailbox,
+            raw_messages.c.message_key,
+            raw_messages.c.reason,
+            raw_messages.c.kept_at,
+            func.length(raw_messages.c.raw).label("size_bytes"),
+        ).order_by(raw_messages.c.id)
+        if mailbox:
+            query = query.where(raw_messages.c.mailbox == mailbox)
+        if ids is not None:
+            query = query.where(raw_messages.c.id.in_(list(ids)))
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def kept_raw_by_id(self, raw_id: int) -> dict | None:
+        """One kept raw message with its bytes (``raw``), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(raw_messages).where(raw_messages.c.id == raw_id)).first()
+        return dict(row._mapping) if row else None
+
+    def replay_rows(self, mailbox: str | None = None) -> list[dict]:
+        query = select(replays).order_by(replays.c.id)
+        if mailbox:
+            query = query.where(replays.c.mailbox == mailbox)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def reconciliation_rows(
+        self, mailbox: str | None = None, since: date | None = None, until: date | None = None
+    ) -> list[dict]:
+        query = select(reconciliations).order_by(reconciliations.c.finished_at, reconciliations.c.id)
+        if mailbox:
+            query = query.where(reconciliations.c.mailbox == mailbox)
+        if since:
+            query = query.where(reconciliations.c.day >= since)
+        if until:
+            query = query.where(reconciliations.c.day <= until)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
     # -- writes ----------------------------------------------------------------------------
+    def record_replay(
+        self,
+        raw_id: int,
+        mailbox: str,
+        key: str,
+        *,
+        run_id: str,
+        outcome: str,
+        reason: str | None = None,
+        request_number: int | None = None,
+    ) -> None:
+        """Flag a kept raw message as replayed, with what came of it. The raw itself stays kept (R19)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                replays.insert().values(
+                    raw_id=raw_id, mailbox=mailbox, message_key=key, replayed_at=_now(), run_id=run_id,
+                    outcome=outcome, reason=reason, request_number=request_number,
+                )
+            )
+
+    def record_reconciliation(self, row: dict) -> None:
+        """Store one reconciliation's result (columns of ``mail_reconciliations``)."""
+        known = set(reconciliations.c.keys()) - {"id"}
+        with self.engine.begin() as conn:
+            conn.execute(reconciliations.insert().values(**{k: v for k, v in row.items() if k in known}))
+
     def record(self, facts: MessageFacts, outcome: str, *, run_id: str, **details) -> None:
         """Upsert one message's outcome (see ``record_many``)."""
         self.record_many([Outcome(facts, outcome, **details)], run_id=run_id)

@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks.ledger import Ledger
+from mailservice.operations import mailbox_slot
 from mailservice.runtime import ack_context, build_runtime
 from tasks import drafts, extract, load, stages, user_matrix, validation
 
@@ -91,7 +92,16 @@ def _publish_artifacts(
     description="Read one mailbox's new mail of the day and create helpdesk requests, exactly once.",
 )
 def ingest_mailbox(mailbox: str, day: date | None = None) -> dict:
-    """Ingest ``mailbox``; ``day`` (YYYY-MM-DD) reruns that whole day instead of today's new mail."""
+    """Ingest ``mailbox``; ``day`` (YYYY-MM-DD) reruns that whole day instead of today's new mail.
+
+    One run per mailbox at a time, whoever started it (schedule, a rerun from the UI, a shell):
+    the run waits for the mailbox's global concurrency slot.
+    """
+    with mailbox_slot(mailbox):
+        return _ingest(mailbox, day)
+
+
+def _ingest(mailbox: str, day: date | None) -> dict:
     logger = get_run_logger()
     runtime = build_runtime(mailbox)
     box = runtime.mailbox

@@ -13,6 +13,7 @@ from pathlib import Path
 from blocks.ledger import safe_url
 from blocks.settings import ServiceSettings
 from mailservice.config import MailboxConfig, ServiceConfig
+from mailservice.operations import apply_operations
 from mailservice.runtime import SETTINGS_BLOCK, ack_sender, helpdesk_block, mailbox_source, smtp_block_name
 
 HELPDESK_BLOCK = "helpdesk"
@@ -97,4 +98,6 @@ def apply_config(config: ServiceConfig, config_path: Path, work_pool: str = "mai
             **schedule_for(box.schedule_minutes),
         )
         report.append(f"deployment ingest-mailbox/{box.name}: {schedule_for(box.schedule_minutes)} ({deployment_id})")
+    # One run per mailbox, the nightly reconciliation and report, alerts on failing or stalled intake.
+    report += apply_operations(config, work_pool)
     return report

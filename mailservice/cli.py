@@ -10,8 +10,11 @@ from typing import Annotated
 
 import typer
 
+from mailservice.cli_audit import audit_command
 from mailservice.cli_helpdesk import helpdesk_app
 from mailservice.cli_inspect import inspect_command
+from mailservice.cli_quarantine import quarantine_app
+from mailservice.cli_report import reconcile_command, report_command
 from mailservice.config import ConfigError, ServiceConfig, load_config
 
 app = typer.Typer(
@@ -21,7 +24,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(helpdesk_app, name="helpdesk")
+app.add_typer(quarantine_app, name="quarantine")
 app.command(name="inspect")(inspect_command)
+app.command(name="audit")(audit_command)
+app.command(name="report")(report_command)
+app.command(name="reconcile")(reconcile_command)
 
 ConfigArg = Annotated[Path, typer.Argument(help="The service config file (YAML); see examples/config.yaml")]
 
