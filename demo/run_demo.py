@@ -82,6 +82,24 @@ def show_acknowledgements(sink: _AckSink) -> None:
         print(f"  to {msg['To']}: {msg['Subject']}")
 
 
+def show_audit_and_report(env: dict, day: str | None) -> None:
+    """What the data team and the operators get: the day's audit summary and the HTML report."""
+    print("\nAudit summary (`mailservice audit demo/config.yaml`):")
+    subprocess.run([str(BIN / "mailservice"), "audit", str(CONFIG)], env=env, check=False)
+    if day:
+        report = subprocess.run(
+            [str(BIN / "mailservice"), "report", str(CONFIG), "--day", day], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=False,
+        )
+        lines = [line for line in report.stdout.splitlines() if line.strip()]
+        try:
+            result = json.loads(lines[-1]) if lines else {}
+        except json.JSONDecodeError:
+            result = {}
+        where = result.get("path") or result
+        print(f"\nDaily report (`mailservice report demo/config.yaml --day {day}`): {where}")
+
+
 def show_outcomes() -> None:
     from blocks.ledger import Ledger
     from mailservice.config import load_config
@@ -136,6 +154,7 @@ def main() -> int:
         if run.returncode == 0:
             show_requests(env["HELPDESK_TOKEN"])
         show_acknowledgements(smtp.handler)
+        show_audit_and_report(env, json.loads(summary).get("day"))
         print("\nRun totals (the last line of `mailservice run`):")
         print(json.dumps(json.loads(summary), ensure_ascii=False))
         return run.returncode
