@@ -116,6 +116,7 @@ def inspect_files(
     attachment_max_bytes: int = 20 * 1024 * 1024,
     keep_emoji: bool = False,
     language: str = "es",
+    routing: tuple = (),
 ) -> list[dict[str, Any]]:
     """One report per path, in order: what an ingest run would decide for that message, and why."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -135,7 +136,7 @@ def inspect_files(
     if not address:
         skipped.add("not_addressed_to_mailbox")
     limits = Limits(subject_max_chars, attachment_max_bytes, keep_emoji)
-    settings = CleanSettings(subject_max_chars, attachment_max_bytes, keep_emoji, language)
+    settings = CleanSettings(subject_max_chars, attachment_max_bytes, keep_emoji, language, tuple(routing))
 
     reports: list[dict[str, Any] | None] = []
     pending: list[tuple[int, str, Any]] = []  # (report index, file name, Extracted)
@@ -201,6 +202,7 @@ def _report(name: str, item: Any, entry: Any, result: Any, skipped: set[str], se
     report["defects"] = list(parsed.defects)
     report["date"] = parsed.date.isoformat() if parsed.date else None
     draft = result.draft
+    report["routing_rule"] = draft.routing_rule if draft is not None and decision != "rejected" else None
     if decision == "rejected":
         report["reasons"] = [result.reason, *(r for r in verdict.reasons if r != result.reason)]
         try:  # what the request would have looked like: helps to read a refusal, never decides it
@@ -295,9 +297,36 @@ def inspect_command(
     attachment_max_mb: Annotated[float, typer.Option(min=0.0, help="R11 per-file attachment limit, in MB.")] = 20,
     keep_emoji: Annotated[bool, typer.Option(help="R9: keep characters outside the BMP.")] = False,
     language: Annotated[str, typer.Option(help="Language of markers and notes (es, en).")] = "es",
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Take the mailbox's settings (address, limits, routing rules) from this config."),
+    ] = None,
+    mailbox: Annotated[str | None, typer.Option("--mailbox", help="The mailbox of --config to judge as.")] = None,
 ) -> None:
     """Show what an ingest run would decide for each message file, and why — no mailbox, helpdesk or Prefect."""
-    user_list = None
+    routing: tuple = ()
+    if config is not None:
+        from mailservice.config import ConfigError, load_config
+        from tasks.user_matrix import dataset_path, read_dataset
+
+        try:
+            service = load_config(config)
+            box = service.mailbox(mailbox) if mailbox else service.mailboxes[0]
+        except ConfigError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        mailbox_address = mailbox_address or box.address
+        subject_max_chars, attachment_max_mb = box.subject_max_chars, box.attachment_max_mb
+        keep_emoji, language, routing = box.keep_emoji, box.language, box.routing_rules()
+        cached = read_dataset(dataset_path(service.data_dir, service.helpdesk.url))
+        if users is None and cached is not None:  # the run's own cached user matrix
+            user_rows = [{"email": e, "id": i, "name": n} for e, i, n in
+                         zip(cached["email"], cached["user_id"], cached["name"], strict=True)]
+        else:
+            user_rows = None
+    else:
+        user_rows = None
+    user_list = user_rows
     if users is not None:
         try:
             user_list = read_users(users)
@@ -312,6 +341,7 @@ def inspect_command(
         attachment_max_bytes=int(attachment_max_mb * 1024 * 1024),
         keep_emoji=keep_emoji,
         language=language,
+        routing=routing,
     )
     for index, report in enumerate(reports):
         text = json.dumps(report, ensure_ascii=False) if as_json else ("\n" if index else "") + format_report(report)

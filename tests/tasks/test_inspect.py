@@ -176,3 +176,23 @@ def test_inspect_needs_no_prefect(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["quarantined", "False"]
+
+
+def test_config_gives_the_mailbox_its_address_limits_and_routing_rules(tmp_path):
+    """issue 5 §3: the routing rule a run would record is shown by inspect."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "helpdesk: {url: 'http://127.0.0.1:9'}\n"
+        f"data_dir: {tmp_path}\n"
+        "mailboxes:\n"
+        "  - name: soporte\n    kind: maildir\n    path: m\n    address: soporte@helppeople.test\n"
+        "    routing:\n"
+        "      - {name: facturacion, when: {subject_any: [factura]}, set: {category: Facturación}}\n",
+        encoding="utf-8",
+    )
+    demo = Path(__file__).resolve().parents[2] / "demo" / "messages"
+    result = run("--json", "--config", str(config), "--users", str(demo.parent / "users.csv"),
+                 str(demo / "07-outlook-windows-1252-qp.eml"), str(demo / "25-otro-buzon.eml"))
+    routed, elsewhere = lines(result)
+    assert (routed["decision"], routed["routing_rule"]) == ("created", "facturacion")
+    assert elsewhere["reasons"] == ["not_addressed_to_mailbox"]  # the address came from the config
