@@ -20,7 +20,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks.ledger import Ledger
-from mailservice.operations import mailbox_slot
+from mailservice.operations import RunProgress, mailbox_slot
 from mailservice.runtime import ack_context, build_runtime
 from tasks import drafts, extract, load, stages, user_matrix, validation
 
@@ -140,6 +140,7 @@ def _ingest(mailbox: str, day: date | None) -> dict:
         if acks is not None:
             ack_totals.update(vars(stages.retry_acknowledgements(acks)))
         chunks = extract.chunked(refs, box.chunk_size)
+        progress = RunProgress(mailbox, len(chunks))
         for start in range(0, len(chunks), PARALLEL_CHUNKS):
             wave = chunks[start : start + PARALLEL_CHUNKS]
             extracted = stages.extract_chunk.map(unmapped(runtime.source), [stages.Batch(c) for c in wave])
@@ -165,7 +166,9 @@ def _ingest(mailbox: str, day: date | None) -> dict:
                     logger.warning("acknowledgements of a chunk failed: %s", future.state.message)
             if failure is not None:
                 raise failure if isinstance(failure, BaseException) else RuntimeError(str(failure))
-            logger.info("progress: %d of %d chunk(s) done", min(start + PARALLEL_CHUNKS, len(chunks)), len(chunks))
+            done = min(start + PARALLEL_CHUNKS, len(chunks))
+            logger.info("progress: %d of %d chunk(s) done", done, len(chunks))
+            progress.update(done)
     except Exception as exc:
         # Record what was done before the failure; the flow run fails with the reason (retry from the UI).
         summary = summarize(mailbox, window, seen, decisions)

@@ -70,7 +70,6 @@ def test_daily_report_files_and_artifacts(prefect_harness, helpdesk, make_config
     assert {r["statistic"] for r in latency if "statistic" in r} == {"p50", "p95"}
 
     link = Artifact.get("daily-report-link")
-    assert link.type == "markdown" or link.type == "link"
     assert page_path.resolve().as_uri() in str(link.data)
     markdown = Artifact.get("daily-report")
     assert "| soporte | 7 | 4 | 2 | 0 | 1 | 0 |" in markdown.data and "`reply` 1" in markdown.data
