@@ -23,7 +23,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,26 +40,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import mailgen  # noqa: E402
+from bench_ingest import free_port, wait_for  # noqa: E402  (shared with the Maildir bench)
 
 MAILBOX_ADDRESS = "soporte@helppeople.test"
 PASSWORD_ENV = "BENCH_IMAP_PASSWORD"
 KEYWORD = "$HelppeopleIngested"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(port: int, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"the reference helpdesk did not start on port {port}")
 
 
 def quiet_prefect(work: Path) -> None:
