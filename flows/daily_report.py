@@ -27,6 +27,7 @@ from blocks.ledger import Ledger
 from mailservice import report
 from mailservice.cli_audit import audit_frames
 from mailservice.config import ConfigError, ServiceConfig, parse_config
+from mailservice.data_docs import build_data_docs
 from mailservice.runtime import SETTINGS_BLOCK, active_config
 
 REPORTS_DIR_ENV = "MAILSERVICE_REPORTS_DIR"
@@ -106,5 +107,11 @@ def daily_report(
                              description=f"Mail intake totals for {the_day}")
     create_link_artifact(key="daily-report-link", link=link, link_text=f"Mail intake report {the_day}",
                          description=f"HTML report with charts for {the_day} ({mailbox or 'all mailboxes'})")
+    docs = build_data_docs(Path(config.data_dir), the_day, folder, mailbox)
+    if docs is not None:
+        create_link_artifact(key="daily-data-docs", link=docs.resolve().as_uri(),
+                             link_text=f"Great Expectations Data Docs {the_day}",
+                             description="The validate stage's real results, one page per chunk")
     get_run_logger().info("daily report for %s written to %s", the_day, path)
-    return {"day": the_day.isoformat(), "path": str(path), "link": link, "totals": totals}
+    return {"day": the_day.isoformat(), "path": str(path), "link": link, "totals": totals,
+            "data_docs": str(docs) if docs else None}

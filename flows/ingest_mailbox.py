@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks.ledger import Ledger
+from mailservice import data_docs
 from mailservice.operations import RunProgress, mailbox_slot
 from mailservice.runtime import ack_context, build_runtime
 from tasks import drafts, extract, load, stages, user_matrix, validation
@@ -140,11 +141,14 @@ def _ingest(mailbox: str, day: date | None) -> dict:
         if acks is not None:
             ack_totals.update(vars(stages.retry_acknowledgements(acks)))
         chunks = extract.chunked(refs, box.chunk_size)
+        results_dir = str(data_docs.results_folder(runtime.data_dir, mailbox, window.day))
         progress = RunProgress(mailbox, len(chunks))
         for start in range(0, len(chunks), PARALLEL_CHUNKS):
             wave = chunks[start : start + PARALLEL_CHUNKS]
             extracted = stages.extract_chunk.map(unmapped(runtime.source), [stages.Batch(c) for c in wave])
-            judged = stages.validate_chunk.map(extracted, unmapped(matrix), unmapped(box.address), unmapped(limits))
+            judged = stages.validate_chunk.map(
+                extracted, unmapped(matrix), unmapped(box.address), unmapped(limits), unmapped(results_dir)
+            )
             cleaned = stages.clean_chunk.map(judged, unmapped(clean_settings))
             loaded = stages.load_chunk.map(unmapped(ctx), cleaned)
             acked = stages.acknowledge_chunk.map(unmapped(acks), cleaned, loaded) if acks is not None else []

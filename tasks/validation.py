@@ -187,6 +187,7 @@ class SuiteReport:
 
     verdicts: dict[str, Verdict]
     expectation_stats: list[dict] = field(default_factory=list)
+    result_json: dict | None = None  # the GX validation result, for Data Docs
 
 
 def run_suite(frame: pd.DataFrame, limits: Limits) -> SuiteReport:
@@ -194,9 +195,11 @@ def run_suite(frame: pd.DataFrame, limits: Limits) -> SuiteReport:
     reasons: dict[str, set[str]] = {key: set() for key in frame["message_key"]}
     notes: dict[str, set[str]] = {key: set() for key in frame["message_key"]}
     stats: list[dict] = []
+    result_json = None
     if not frame.empty:
         kinds = dict(zip(frame["message_key"], frame["kind"], strict=True))
         result = _shared_suite().validate(frame, limits)
+        result_json = result.to_json_dict()
         for item in result.results:
             meta = item.expectation_config.meta or {}
             failed_keys = [row["message_key"] for row in (item.result.get("unexpected_index_list") or [])]
@@ -222,7 +225,7 @@ def run_suite(frame: pd.DataFrame, limits: Limits) -> SuiteReport:
         )
         for key in reasons
     }
-    return SuiteReport(verdicts, stats)
+    return SuiteReport(verdicts, stats, result_json)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -73,3 +74,25 @@ def test_daily_report_files_and_artifacts(prefect_harness, helpdesk, make_config
     assert page_path.resolve().as_uri() in str(link.data)
     markdown = Artifact.get("daily-report")
     assert "| soporte | 7 | 4 | 2 | 0 | 1 | 0 |" in markdown.data and "`reply` 1" in markdown.data
+
+
+def test_data_docs_render_the_validate_stages_real_results(run_flow, helpdesk, make_config, maildir, tmp_path):
+    """issue 6 §3: Great Expectations Data Docs built to the report's folder from the runs' results."""
+    from flows.daily_report import daily_report
+
+    deliver(maildir, message(subject="Para los Data Docs"))
+    deliver(maildir, message(subject="RE: respuesta", In_Reply_To="<x@y>"))
+    config = make_config(helpdesk.url)
+    run_flow(config)
+    day = datetime.now(ZoneInfo("America/Bogota")).date()
+    runtime.use_config(load_config(config))
+    try:
+        result = daily_report(day=day, reports_dir=str(tmp_path / "reports"))
+    finally:
+        runtime.use_config(None)
+    index = Path(result["data_docs"])
+    assert index.parent == tmp_path / "reports" / f"{day}-data-docs"
+    pages = sorted(index.parent.glob("soporte-*.html"))
+    page = pages[0].read_text(encoding="utf-8") if len(pages) == 1 else ""
+    assert "compiled by Great Expectations" in page and "sender_known" in page and "addressed_to_mailbox" in page
+    assert pages[0].name in index.read_text(encoding="utf-8")
