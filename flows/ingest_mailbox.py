@@ -86,6 +86,33 @@ def _publish_artifacts(
     create_markdown_artifact(key=f"refused-{mailbox}", markdown="\n".join(lines))
 
 
+def _collect_wave(chains, decisions: list[load.Decision]) -> object | None:
+    """Wait for each chunk's extract → validate → clean → load chain; keep its decisions.
+
+    Returns the first failure, as the stage that failed raised it (e.g. the mailbox went away),
+    rather than Prefect's "UnfinishedRun" of the stages after it.
+    """
+    failure = None
+    for chain in chains:
+        chain[-1].wait()
+        if chain[-1].state.is_completed():
+            decisions.extend(chain[-1].result().decisions)
+            continue
+        failed = next((f for f in chain if f.state.is_failed()), chain[-1])
+        failure = failure or failed.state.result(raise_on_failure=False)
+    return failure
+
+
+def _collect_acks(futures, totals: Counter, logger) -> None:
+    """An acknowledgement problem never fails the run (the requests exist): it is logged."""
+    for future in futures:
+        future.wait()
+        if future.state.is_completed():
+            totals.update(vars(future.result()))
+        else:
+            logger.warning("acknowledgements of a chunk failed: %s", future.state.message)
+
+
 @flow(
     name="ingest-mailbox",
     flow_run_name=_run_name,
@@ -152,22 +179,8 @@ def _ingest(mailbox: str, day: date | None) -> dict:
             cleaned = stages.clean_chunk.map(judged, unmapped(clean_settings))
             loaded = stages.load_chunk.map(unmapped(ctx), cleaned)
             acked = stages.acknowledge_chunk.map(unmapped(acks), cleaned, loaded) if acks is not None else []
-            failure: BaseException | None = None
-            for chain in zip(extracted, judged, cleaned, loaded, strict=True):
-                chain[-1].wait()
-                if chain[-1].state.is_completed():
-                    decisions.extend(chain[-1].result().decisions)
-                    continue
-                # The first stage that failed says why (e.g. the mailbox went away), not "UnfinishedRun".
-                failed = next((f for f in chain if f.state.is_failed()), chain[-1])
-                failure = failure or failed.state.result(raise_on_failure=False)
-            for future in acked:
-                # An acknowledgement problem never fails the run (the requests exist); it is logged.
-                future.wait()
-                if future.state.is_completed():
-                    ack_totals.update(vars(future.result()))
-                else:
-                    logger.warning("acknowledgements of a chunk failed: %s", future.state.message)
+            failure = _collect_wave(zip(extracted, judged, cleaned, loaded, strict=True), decisions)
+            _collect_acks(acked, ack_totals, logger)
             if failure is not None:
                 raise failure if isinstance(failure, BaseException) else RuntimeError(str(failure))
             done = min(start + PARALLEL_CHUNKS, len(chunks))
