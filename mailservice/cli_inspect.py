@@ -120,8 +120,7 @@ def inspect_files(
 ) -> list[dict[str, Any]]:
     """One report per path, in order: what an ingest run would decide for that message, and why."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    from tasks.clean import build_request_draft
-    from tasks.drafts import CleanSettings, clean_chunk
+    from tasks.drafts import CleanSettings, clean_chunk, draft_for
     from tasks.extract import parse_raw
     from tasks.model import MessageRef, RawMessage
     from tasks.user_matrix import matrix_frame
@@ -167,7 +166,7 @@ def inspect_files(
         ]
         results = clean_chunk(judged, settings)
         for (index, name, item), entry, result in zip(chunk, judged, results, strict=True):
-            reports[index] = _report(name, item, entry, result, skipped, settings, build_request_draft)
+            reports[index] = _report(name, item, entry, result, skipped, settings, draft_for)
     return [r for r in reports if r is not None]
 
 
@@ -206,15 +205,7 @@ def _report(name: str, item: Any, entry: Any, result: Any, skipped: set[str], se
     if decision == "rejected":
         report["reasons"] = [result.reason, *(r for r in verdict.reasons if r != result.reason)]
         try:  # what the request would have looked like: helps to read a refusal, never decides it
-            draft = build(
-                parsed,
-                requester_id=verdict.requester_id,
-                received_at=item.ref.received_at,
-                subject_max_chars=settings.subject_max_chars,
-                attachment_max_bytes=settings.attachment_max_bytes,
-                keep_emoji=settings.keep_emoji,
-                language=settings.language,
-            )
+            draft = build(entry, settings)
         except Exception:
             draft = None
     # "preview": the title, description and attachments of a refused message are what its request

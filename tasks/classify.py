@@ -274,6 +274,11 @@ def subject_prefixes(subject: str) -> list[str]:
     Skips gateway tags ("[EXT]", "(SPAM)", "EXTERNAL:") between prefixes; stops at the first word
     that is not a known prefix.
     """
+    return _scan_prefixes(subject)[0]
+
+
+def _scan_prefixes(subject: str) -> tuple[list[str], int]:
+    """The reply/forward prefixes at the start of ``subject`` and where the real subject begins."""
     found: list[str] = []
     pos = 0
     for _ in range(50):  # a subject with more than 50 prefixes is abuse; stop looking
@@ -290,24 +295,11 @@ def subject_prefixes(subject: str) -> list[str]:
         elif word not in _TAG_WORDS:
             break
         pos = match.end()
-    return found
+    return found, pos
 
 
 def _subject_after_prefixes(subject: str) -> str:
-    pos = 0
-    for _ in range(50):
-        tag = _BRACKET_TAG.match(subject, pos)
-        if tag and tag.end() > pos:
-            pos = tag.end()
-            continue
-        match = _PREFIX.match(subject, pos)
-        if not match:
-            break
-        word = match.group(1).casefold()
-        if word not in REPLY_PREFIXES and word not in FORWARD_PREFIXES and word not in _TAG_WORDS:
-            break
-        pos = match.end()
-    return subject[pos:].strip()
+    return subject[_scan_prefixes(subject)[1] :].strip()
 
 
 def _header(msg: ParsedMessage, name: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from tasks.clean import build_request_draft
 from tasks.message_key import message_key
-from tasks.model import MessageResult
+from tasks.model import MessageResult, RequestDraft
 from tasks.routing import RoutingRule, first_match
 from tasks.validation import Judged
 
@@ -23,6 +23,19 @@ class CleanSettings:
     keep_emoji: bool = False
     language: str = "es"
     routing: tuple[RoutingRule, ...] = ()
+
+
+def draft_for(entry: Judged, settings: CleanSettings) -> RequestDraft:
+    """The request a judged message makes (R7–R11); also used by ``mailservice inspect`` to preview."""
+    return build_request_draft(
+        entry.item.parsed,
+        requester_id=entry.verdict.requester_id,
+        received_at=entry.item.ref.received_at,
+        subject_max_chars=settings.subject_max_chars,
+        attachment_max_bytes=settings.attachment_max_bytes,
+        keep_emoji=settings.keep_emoji,
+        language=settings.language,
+    )
 
 
 def clean_chunk(judged: Sequence[Judged], settings: CleanSettings) -> list[MessageResult]:
@@ -51,15 +64,7 @@ def clean_chunk(judged: Sequence[Judged], settings: CleanSettings) -> list[Messa
             results.append(MessageResult(outcome="rejected", reason=verdict.reason, signals=signals, **common))
             continue
         try:
-            draft = build_request_draft(
-                parsed,
-                requester_id=verdict.requester_id,
-                received_at=item.ref.received_at,
-                subject_max_chars=settings.subject_max_chars,
-                attachment_max_bytes=settings.attachment_max_bytes,
-                keep_emoji=settings.keep_emoji,
-                language=settings.language,
-            )
+            draft = draft_for(entry, settings)
         except Exception as exc:
             results.append(
                 MessageResult(
